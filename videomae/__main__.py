@@ -1,0 +1,7 @@
+"""`python -m videomae ...` (so that `torchrun -m videomae pretrain ...` works)."""
+
+import sys
+
+from videomae.cli import main
+
+sys.exit(main())

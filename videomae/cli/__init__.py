@@ -1,0 +1,41 @@
+"""The `videomae` command: one entry point, one module per subcommand family.
+
+Each module in `COMMAND_MODULES` exposes `register(subparsers)`, which adds its subcommands and sets
+`func(args) -> int` on each. User errors (`VideoMAEError`) print one clear line and exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from videomae.errors import VideoMAEError
+
+COMMAND_MODULES = [
+    "videomae.cli.convert",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videomae",
+        description="VideoMAE V2: pretrain, fine-tune, evaluate and deploy video transformers.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VideoMAEError as error:
+        print(f"videomae {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

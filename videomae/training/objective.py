@@ -1,0 +1,72 @@
+"""The pretraining objective: per-patch normalized pixel targets and the dual-masking loss (reference §3.4).
+
+Targets and loss are computed in fp32 even under autocast: per-patch statistics and the squared error
+lose too much in 16-bit floats.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from videomae.masking import kept_indices
+from videomae.models.vit import gather_tubelets, tubelet_view
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def unnormalize(video: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Normalized clip (B, 3, T, H, W) -> fp32 pixels in [0, 1]."""
+    mean_t = torch.tensor(mean, device=video.device).view(1, -1, 1, 1, 1)
+    std_t = torch.tensor(std, device=video.device).view(1, -1, 1, 1, 1)
+    return video.float() * std_t + mean_t
+
+
+def pixel_targets(video: torch.Tensor, tubelet_size: int, patch_size: int, *, normalize: bool = True,
+                  token_idx: torch.Tensor | None = None, eps: float = 1e-6, mean=IMAGENET_MEAN,
+                  std=IMAGENET_STD) -> torch.Tensor:
+    """Reconstruction targets (B, n, t·p·p·3) of the tokens at token_idx (all if None), in fp32.
+
+    The official layout: values ordered (t, p, p, c) with colour fastest. With `normalize`, each token's
+    pixels are standardized per colour channel over its t·p·p values with the unbiased std, eps added to
+    the std (not the variance).
+    """
+    pixels = unnormalize(video, mean, std)
+    view = tubelet_view(pixels, tubelet_size, patch_size, channels_last=True)  # (B, T', H', W', t, p, p, C)
+    patches = gather_tubelets(view, token_idx)  # (B, n, t·p·p·C)
+    b, n, _ = patches.shape
+    patches = patches.view(b, n, -1, video.shape[1])  # (B, n, t·p·p, C)
+    if normalize:
+        mean_ = patches.mean(dim=-2, keepdim=True)
+        std_ = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+        patches = (patches - mean_) / (std_ + eps)
+    return patches.reshape(b, n, -1)  # (B, n, t·p·p·C)
+
+
+def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> torch.Tensor:
+    """Token indices the decoder reconstructs, ascending (the model's output rows): (B, N_dec)."""
+    return kept_indices(~encoder_mask if decoder_mask is None else decoder_mask, "decoder_mask")
+
+
+def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Token-weighted MSE over the whole batch: sum(mse_token · weight) / sum(weight), in fp32."""
+    per_token = (predictions.float() - targets.float()).pow(2).mean(dim=-1)  # (B, N_dec)
+    weight = weight.float()
+    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def pretraining_loss(predictions: torch.Tensor, video: torch.Tensor, encoder_mask: torch.Tensor,
+                     decoder_mask: torch.Tensor | None, tubelet_size: int, patch_size: int,
+                     normalize_target: bool = True) -> torch.Tensor:
+    """The official VideoMAE V2 loss for `predictions = model(video, encoder_mask, decoder_mask)`.
+
+    Only tokens hidden from the encoder *and* reconstructed by the decoder count: with a running-cell
+    decoder mask, about 10% of the decoder's queries are tokens the encoder saw; they get no loss.
+    """
+    encoder_mask = encoder_mask.to(video.device)
+    decoder_mask = None if decoder_mask is None else decoder_mask.to(video.device)
+    idx = predicted_indices(encoder_mask, decoder_mask)  # (B, N_dec)
+    with torch.autocast(device_type=video.device.type, enabled=False):
+        targets = pixel_targets(video, tubelet_size, patch_size, normalize=normalize_target, token_idx=idx)
+        weight = torch.gather(encoder_mask, 1, idx)  # (B, N_dec): hidden from the encoder
+        return reconstruction_loss(predictions, targets, weight)
