@@ -167,7 +167,7 @@ class Block(nn.Module):
 
 
 def make_blocks(dim: int, num_heads: int, depth: int, config: ModelConfig) -> nn.ModuleList:
-    rates = torch.linspace(0, config.drop_path_rate, depth).tolist()  # stochastic depth grows with depth
+    rates = torch.linspace(0, config.drop_path_rate, depth, device="cpu").tolist()  # grows with depth
     return nn.ModuleList(Block(dim, num_heads, config, rate) for rate in rates)
 
 

@@ -1,0 +1,226 @@
+"""Time a full VideoMAE V2 pretraining step: masks, targets, forward, loss, backward, AdamW.
+
+    python bench/pretrain_step.py --model pretrain_videomae_base_patch16_224 --batch 4 \
+        --decoder-mask-ratio 0.5 --steps 5 --threads 2
+    # side by side with the official model code (a checkout of OpenGVLab/VideoMAEv2, never vendored here):
+    python bench/pretrain_step.py ... --official-src /path/to/VideoMAEv2
+
+The clip is the model's default (16 frames at 224x224), encoder mask tube 90%, decoder mask running cell
+at --decoder-mask-ratio (0 = VideoMAE v1: decode every hidden token). Each implementation runs in its own
+process, so peak RSS is its own. The last line of the output is one JSON object with at least
+`step_s_median` and `peak_rss_mb` (and the ratios when the official code ran too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="pretrain_videomae_base_patch16_224")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--decoder-mask-ratio", type=float, default=0.5)
+    p.add_argument("--mask-ratio", type=float, default=0.9)
+    p.add_argument("--steps", type=int, default=5, help="timed steps (after --warmup untimed ones)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
+                   help="autocast dtype (default: fp32 on CPU, bf16 on GPU)")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    p.add_argument("--official-src", type=Path, default=None,
+                   help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
+    p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------------
+# The two implementations of one step
+# --------------------------------------------------------------------------------------------------
+
+
+def build_ours(args):
+    from videomae import create_model
+    from videomae.training.objective import pretraining_loss
+
+    model = create_model(args.model, use_checkpoint=args.checkpointing).to(args.device)
+    cfg = model.config
+
+    def step(video, encoder_mask, decoder_mask):
+        pred = model(video, encoder_mask, decoder_mask)
+        return pretraining_loss(pred, video, encoder_mask, decoder_mask, cfg.tubelet_size, cfg.patch_size)
+
+    return model, step, cfg
+
+
+def _install_timm_stand_in() -> None:
+    """The official model files import four helpers from timm 0.4.12; provide them without timm."""
+    def drop_path(x, drop_prob=0.0, training=False):
+        if drop_prob == 0.0 or not training:
+            return x
+        keep = 1 - drop_prob
+        return x.div(keep) * x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+
+    layers = types.ModuleType("timm.models.layers")
+    layers.drop_path = drop_path
+    layers.to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+    layers.trunc_normal_ = torch.nn.init.trunc_normal_
+    registry = types.ModuleType("timm.models.registry")
+    registry.register_model = lambda fn: fn
+    models = types.ModuleType("timm.models")
+    models.layers, models.registry = layers, registry
+    timm = types.ModuleType("timm")
+    timm.models = models
+    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers,
+                        "timm.models.registry": registry})
+
+
+def build_official(args):
+    """The official model classes, with the official engine's target and loss code path (reference §3.4)."""
+    _install_timm_stand_in()
+    sys.path.insert(0, str(args.official_src))
+    import models.modeling_pretrain as official  # noqa: PLC0415  (from the official checkout)
+
+    from videomae.models.config import get_config
+
+    cfg = get_config(args.model)
+    model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.checkpointing)
+    model = model.to(args.device)
+    mean = torch.tensor(IMAGENET_MEAN, device=args.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=args.device).view(1, 3, 1, 1, 1)
+    p = cfg.patch_size
+
+    def step(video, encoder_mask, decoder_mask):
+        decode_masked_pos = ~encoder_mask if decoder_mask is None else decoder_mask
+        with torch.no_grad():  # official: rearrange the whole clip, normalize, then boolean-index the labels
+            b, c, t, h, w = video.shape
+            x = (video * std + mean).view(b, c, t // 2, 2, h // p, p, w // p, p)
+            x = x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, -1, 2 * p * p, c)
+            x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+            x = x.flatten(2)
+            labels = x[~decode_masked_pos].reshape(b, -1, x.shape[-1])
+        outputs = model(video, encoder_mask, decode_masked_pos)
+        loss = (outputs - labels).pow(2).mean(dim=-1)
+        weight = encoder_mask[~decode_masked_pos].reshape(b, -1)
+        return (loss * weight).sum() / weight.sum()
+
+    return model, step, cfg
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing one implementation in this process
+# --------------------------------------------------------------------------------------------------
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float = 0.05):
+    """Official grouping: no decay for 1-D tensors, biases and mask_token."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") or name == "mask_token" else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, impl: str, device: str) -> torch.optim.Optimizer:
+    if impl == "official":  # torch.optim.AdamW with its defaults, as the official optimizer factory
+        return torch.optim.AdamW(param_groups(model), lr=1e-4, betas=(0.9, 0.95))
+    return torch.optim.AdamW(param_groups(model), lr=1e-4, betas=(0.9, 0.95), fused=True)
+
+
+def peak_memory_mb(device: str) -> dict:
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def run_one(args) -> dict:
+    from videomae.masking import make_mask, token_grid
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model, step, cfg = (build_official if args.impl == "official" else build_ours)(args)
+    model.train()
+    optimizer = make_optimizer(model, args.impl, args.device)
+    dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    grid = token_grid(cfg.num_frames, cfg.image_hw, cfg.tubelet_size, cfg.patch_size)
+    video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)
+    generator = torch.Generator(device=args.device).manual_seed(0)
+
+    def one_step():
+        encoder_mask = make_mask("tube", args.batch, grid, args.mask_ratio, generator=generator)
+        decoder_mask = (make_mask("running_cell", args.batch, grid, args.decoder_mask_ratio, generator=generator)
+                        if args.decoder_mask_ratio > 0 else None)
+        with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            loss = step(video, encoder_mask, decoder_mask)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss)
+
+    def synchronized_time():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    for _ in range(args.warmup):
+        one_step()
+    times, losses = [], []
+    for _ in range(args.steps):
+        start = synchronized_time()
+        losses.append(one_step())
+        times.append(synchronized_time() - start)
+    if args.profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            one_step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+    return {"impl": args.impl, "model": args.model, "batch": args.batch,
+            "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
+            "dtype": dtype, "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
+            "loss_last": losses[-1], **peak_memory_mb(args.device)}
+
+
+def run_in_subprocess(impl: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, __file__, *argv, "--impl", impl]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(done.stderr)
+    if done.returncode:
+        raise SystemExit(f"{impl} run failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.impl:  # a child process: time one implementation
+        print(json.dumps(run_one(args)))
+        return
+    ours = run_in_subprocess("ours", argv)
+    result = dict(ours)
+    if args.official_src:
+        official = run_in_subprocess("official", argv)
+        print(json.dumps(official))
+        print(json.dumps(ours))
+        result["official_step_s_median"] = official["step_s_median"]
+        result["official_peak_rss_mb"] = official["peak_rss_mb"]
+        result["speedup_vs_official"] = official["step_s_median"] / ours["step_s_median"]
+        result["memory_ratio_vs_official"] = ours["peak_rss_mb"] / official["peak_rss_mb"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Targets and loss against the official fixture and the documented formulas (reference §3.4)."""
+
+from __future__ import annotations
+
+import torch
+
+from videomae.masking import make_mask
+from videomae.training.objective import pixel_targets, pretraining_loss, reconstruction_loss
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
+
+
+def official_targets(video, patch, normalize):
+    """b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c, normalized per token and channel, flattened."""
+    x = video * STD + MEAN
+    b, c, t, h, w = x.shape
+    x = x.view(b, c, t // 2, 2, h // patch, patch, w // patch, patch).permute(0, 2, 4, 6, 3, 5, 7, 1)
+    x = x.reshape(b, -1, 2 * patch * patch, c)
+    if normalize:
+        x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    return x.reshape(b, x.shape[1], -1)
+
+
+def test_targets_match_the_official_fixture(official_tiny):
+    expected = official_tiny["expected"]
+    torch.testing.assert_close(pixel_targets(expected["video"], 2, 8), expected["normalized_targets"],
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(pixel_targets(expected["video"], 2, 8, normalize=False), expected["raw_targets"],
+                               atol=1e-6, rtol=0)
+
+
+def test_targets_follow_the_documented_formula_and_gather_by_index():
+    video = torch.randn(2, 3, 4, 16, 24)
+    torch.testing.assert_close(pixel_targets(video, 2, 8), official_targets(video, 8, True))
+    idx = torch.tensor([[0, 5, 7], [1, 2, 11]])
+    full = official_targets(video, 8, True)
+    torch.testing.assert_close(pixel_targets(video, 2, 8, token_idx=idx),
+                               torch.gather(full, 1, idx[..., None].expand(-1, -1, full.shape[-1])))
+
+
+def test_loss_matches_the_official_fixture(official_tiny):
+    expected = official_tiny["expected"]
+    loss = pretraining_loss(expected["pretrain_output"], expected["video"], expected["encoder_mask"],
+                            expected["decoder_mask"], 2, 8)
+    torch.testing.assert_close(loss, expected["loss"], atol=1e-6, rtol=1e-6)
+
+
+def test_loss_counts_only_hidden_and_reconstructed_tokens():
+    video = torch.randn(2, 3, 4, 16, 16)  # 2x2x2 = 8 tokens
+    encoder_mask = make_mask("tube", 2, (2, 2, 2), 0.5, generator=torch.Generator().manual_seed(0))
+    decoder_mask = make_mask("running_cell", 2, (2, 2, 2), 0.5, generator=torch.Generator().manual_seed(1))
+    predictions = torch.randn(2, 4, 384)
+    loss = pretraining_loss(predictions, video, encoder_mask, decoder_mask, 2, 8)
+    full = official_targets(video, 8, True)
+    errors, count = 0.0, 0
+    for b in range(2):
+        predicted = (~decoder_mask[b]).nonzero().flatten()
+        for row, token in enumerate(predicted.tolist()):
+            if encoder_mask[b, token]:
+                errors += float((predictions[b, row] - full[b, token]).pow(2).mean())
+                count += 1
+    assert count > 0
+    assert abs(float(loss) - errors / count) < 1e-5
+
+
+def test_loss_is_fp32_under_autocast():
+    predictions = torch.randn(1, 4, 384).bfloat16()
+    targets = torch.randn(1, 4, 384)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = reconstruction_loss(predictions, targets, torch.ones(1, 4, dtype=torch.bool))
+    assert loss.dtype == torch.float32
