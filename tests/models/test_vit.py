@@ -246,3 +246,27 @@ def test_bf16_autocast_forward_runs():
         out = model(torch.randn(1, 3, 4, 32, 32), mask)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     assert F.mse_loss(out.float(), torch.zeros_like(out, dtype=torch.float32)) >= 0
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_gelu_linear_saves_memory_with_the_same_gradients(autocast):
+    from videomae.models.vit import _GeluLinear
+
+    torch.manual_seed(0)
+    h = torch.randn(2, 5, 16, requires_grad=True)
+    weight = torch.randn(8, 16, requires_grad=True)
+    bias = torch.randn(8, requires_grad=True)
+    grad_out = torch.randn(2, 5, 8)
+    results = []
+    for fn in (lambda: _GeluLinear.apply(h, weight, bias), lambda: F.linear(F.gelu(h), weight, bias)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = fn()
+        grads = torch.autograd.grad(out, (h, weight, bias), grad_out.to(out.dtype))
+        results.append((out, grads))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert out_a.dtype == out_b.dtype
+    tol = dict(atol=5e-2, rtol=5e-2) if autocast else dict(atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_a, out_b, **tol)
+    for a, b in zip(grads_a, grads_b):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, **tol)

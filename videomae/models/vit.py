@@ -137,6 +137,32 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
+class _GeluLinear(torch.autograd.Function):
+    """fc2(gelu(h)) that saves only h and recomputes the cheap GELU in backward.
+
+    Autograd would keep both h and gelu(h), the two largest activations of a block (4·D wide each);
+    recomputing one elementwise GELU frees one of them at no extra matrix product. Same numerics.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h, weight = ctx.saved_tensors
+        weight = weight.to(grad_out.dtype)  # under autocast the forward ran in the low-precision dtype
+        with torch.enable_grad():
+            h_ = h.detach().requires_grad_(True)
+            activated = F.gelu(h_)
+        grad_weight = grad_out.flatten(0, -2).t() @ activated.detach().to(grad_out.dtype).flatten(0, -2)
+        grad_bias = grad_out.flatten(0, -2).sum(0) if ctx.has_bias else None
+        (grad_h,) = torch.autograd.grad(activated, h_, (grad_out @ weight).to(activated.dtype))
+        return grad_h, grad_weight, grad_bias
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, drop: float):
         super().__init__()
@@ -146,7 +172,10 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.act(self.fc1(x))))
+        h = self.fc1(x)  # (B, N, 4D)
+        if torch.is_grad_enabled():
+            return self.drop(_GeluLinear.apply(h, self.fc2.weight, self.fc2.bias))
+        return self.drop(self.fc2(self.act(h)))
 
 
 class Block(nn.Module):

@@ -7,6 +7,7 @@ lose too much in 16-bit floats.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from videomae.masking import kept_indices
 from videomae.models.vit import gather_tubelets, tubelet_view
@@ -15,13 +16,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _channel_stats(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(mean, device=device), torch.tensor(std, device=device)
+
+
 def unnormalize(video: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """Normalized clip (B, 3, T, H, W) -> fp32 pixels in [0, 1]."""
-    mean_t = torch.tensor(mean, device=video.device).view(1, -1, 1, 1, 1)
-    std_t = torch.tensor(std, device=video.device).view(1, -1, 1, 1, 1)
-    return video.float() * std_t + mean_t
+    mean_t, std_t = _channel_stats(mean, std, video.device)
+    return video.float() * std_t.view(1, -1, 1, 1, 1) + mean_t.view(1, -1, 1, 1, 1)
 
 
+@torch.no_grad()
 def pixel_targets(video: torch.Tensor, tubelet_size: int, patch_size: int, *, normalize: bool = True,
                   token_idx: torch.Tensor | None = None, eps: float = 1e-6, mean=IMAGENET_MEAN,
                   std=IMAGENET_STD) -> torch.Tensor:
@@ -29,18 +34,20 @@ def pixel_targets(video: torch.Tensor, tubelet_size: int, patch_size: int, *, no
 
     The official layout: values ordered (t, p, p, c) with colour fastest. With `normalize`, each token's
     pixels are standardized per colour channel over its t·p·p values with the unbiased std, eps added to
-    the std (not the variance).
+    the std (not the variance). Tokens are gathered first, so only the needed ones are ever copied.
     """
-    pixels = unnormalize(video, mean, std)
-    view = tubelet_view(pixels, tubelet_size, patch_size, channels_last=True)  # (B, T', H', W', t, p, p, C)
-    patches = gather_tubelets(view, token_idx)  # (B, n, t·p·p·C)
+    view = tubelet_view(video, tubelet_size, patch_size, channels_last=True)  # (B, T', H', W', t, p, p, C)
+    patches = gather_tubelets(view, token_idx).float()  # (B, n, t·p·p·C)
+    if patches.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
+        patches = patches.clone()  # a single-token fp32 clip can come back as a view: never modify the input
     b, n, _ = patches.shape
     patches = patches.view(b, n, -1, video.shape[1])  # (B, n, t·p·p, C)
+    mean_t, std_t = _channel_stats(mean, std, video.device)
+    patches.mul_(std_t).add_(mean_t)  # un-normalize to [0, 1] pixels
     if normalize:
-        mean_ = patches.mean(dim=-2, keepdim=True)
-        std_ = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-        patches = (patches - mean_) / (std_ + eps)
-    return patches.reshape(b, n, -1)  # (B, n, t·p·p·C)
+        std_ = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt_().add_(eps)
+        patches.sub_(patches.mean(dim=-2, keepdim=True)).div_(std_)
+    return patches.view(b, n, -1)  # (B, n, t·p·p·C)
 
 
 def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> torch.Tensor:
@@ -50,7 +57,7 @@ def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | N
 
 def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Token-weighted MSE over the whole batch: sum(mse_token · weight) / sum(weight), in fp32."""
-    per_token = (predictions.float() - targets.float()).pow(2).mean(dim=-1)  # (B, N_dec)
+    per_token = F.mse_loss(predictions.float(), targets.float(), reduction="none").mean(dim=-1)  # (B, N_dec)
     weight = weight.float()
     return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
