@@ -80,7 +80,6 @@ class DataConfig:
         patch_size: pixels per token side.
         num_workers: DataLoader worker processes.
         max_bad_fraction: fraction of failed samples (over the samples seen) above which loading stops.
-        min_bad_samples: failures tolerated before the fraction is checked (so one early failure is not 100%).
         labels: label file (one class name per line); otherwise classes come from the data.
         synthetic: generate data instead of reading files.
         train_linspace: official train-time dense indices (`linspace`, stride ~4.27); False = exact stride.
@@ -115,7 +114,6 @@ class DataConfig:
     patch_size: int = 16
     num_workers: int = 8
     max_bad_fraction: float = 0.01
-    min_bad_samples: int = 10
     labels: str | None = None
     synthetic: SyntheticConfig | None = None
     train_linspace: bool = True

@@ -1,0 +1,58 @@
+"""Real encoded test videos written with PyAV: tiny, several codecs, sizes, rates and lengths."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # lets the test modules import data_helpers
+from data_helpers import VIDEO_SPECS, make_frames  # noqa: E402
+
+from videomae.data.synthetic import encode_video  # noqa: E402
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, str]:
+    """name -> path of a real encoded clip (keyframe every 8 frames so seeking is exercised)."""
+    folder = tmp_path_factory.mktemp("videos")
+    paths = {}
+    for name, (ext, codec, frames, height, width, fps) in VIDEO_SPECS.items():
+        path = str(folder / f"{name}{ext}")
+        options = {"g": "8"} if codec != "libvpx-vp9" else {"g": "8", "deadline": "realtime", "cpu-used": "8"}
+        encode_video(path, make_frames(frames, height, width), fps=fps, codec=codec, options=options)
+        paths[name] = path
+    return paths
+
+
+@pytest.fixture(scope="session")
+def broken_videos(videos, tmp_path_factory) -> dict[str, str]:
+    """Missing, empty, truncated (index at the end, or at the front) and corrupt H.264 files."""
+    folder = tmp_path_factory.mktemp("broken")
+    data = open(videos["h264_96x64"], "rb").read()
+    faststart = str(folder / "faststart.mp4")
+    encode_video(faststart, make_frames(40, 64, 96), fps=25, options={"g": "8"},
+                 container_options={"movflags": "faststart"})
+    front_index = open(faststart, "rb").read()
+    paths = {"missing": str(folder / "missing.mp4")}
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "cut_index.mp4").write_bytes(data[: len(data) // 2])
+    (folder / "truncated.mp4").write_bytes(front_index[: len(front_index) // 2])
+    (folder / "garbage.mp4").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)))
+    for name in ("empty", "cut_index", "truncated", "garbage"):
+        paths[name] = str(folder / f"{name}.mp4")
+    return paths
+
+
+@pytest.fixture()
+def frame_folder(tmp_path) -> tuple[str, np.ndarray]:
+    """A folder of 12 PNG frames named img_00001.png ... (lossless, so pixels can be compared)."""
+    from PIL import Image
+
+    frames = make_frames(12, 48, 64)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"img_{i + 1:05}.png")
+    return str(folder), frames

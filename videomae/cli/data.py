@@ -1,0 +1,74 @@
+"""`videomae data scan` and `videomae data prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from videomae.data.build import split_manifest
+from videomae.data.decoders import resolve_backend
+from videomae.data.manifests import guess_stage, read_manifest, with_source
+from videomae.data.tools import prepare_videos, scan_samples
+from videomae.errors import DataError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `data scan` and `data prepare`."""
+    data = subparsers.add_parser("data", help="check and prepare video datasets")
+    commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    commands.required = True
+
+    scan = commands.add_parser("scan", help="decode every file of a manifest and report the bad ones")
+    scan.add_argument("manifest", help="list file, CSV, shard index, or folder-per-class tree")
+    scan.add_argument("--report", help="write one JSON line per bad file here")
+    scan.add_argument("--root", default="", help="folder that relative manifest paths are joined to")
+    scan.add_argument("--stage", choices=("pretrain", "finetune"), help="how 3-column official rows are read "
+                      "(default: guessed from the first row)")
+    scan.add_argument("--backend", default="pyav", help="pyav, decord, torchcodec or auto")
+    scan.add_argument("--frame-template", default="img_{:05}.jpg", help="file names inside frame folders")
+    scan.add_argument("--start-index", type=int, default=1, help="number of the first frame file")
+    scan.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    scan.set_defaults(func=run_scan)
+
+    prepare = commands.add_parser("prepare", help="re-encode a folder of videos to a small short side")
+    prepare.add_argument("src", help="folder of videos (class folders give labels)")
+    prepare.add_argument("dst", help="output folder: same relative names as .mp4, plus manifest.csv")
+    prepare.add_argument("--short-side", type=int, default=320, help="short side in pixels (never enlarged)")
+    prepare.add_argument("--crf", type=int, default=23, help="H.264 quality (lower = better, larger)")
+    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    prepare.add_argument("--shards", type=int, default=0, metavar="N",
+                         help="also pack the videos into tar shards of N videos under DST/shards/")
+    prepare.set_defaults(func=run_prepare)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """Exit 0 when every file decodes, 1 when some do not."""
+    if args.workers < 1:
+        raise DataError("--workers must be at least 1")
+    backend = resolve_backend(args.backend)
+    manifest_path = split_manifest(args.manifest, "train")
+    stage = args.stage or guess_stage(manifest_path)
+    samples = with_source(read_manifest(manifest_path, args.root, stage).samples, 1, args.frame_template,
+                          args.start_index)
+    bad = scan_samples(samples, args.report, backend, args.workers)
+    print(json.dumps({"scanned": len(samples), "good": len(samples) - len(bad), "bad": len(bad),
+                      "backend": backend, "report": args.report}))
+    for entry in bad[:10]:
+        print(f"bad: {entry['path']}: {entry['reason']}")
+    return 1 if bad else 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Exit 0 when every video was re-encoded, 1 when some failed (listed in DST/prepare_failures.jsonl)."""
+    if not os.path.isdir(args.src):
+        raise DataError(f"source folder {args.src} does not exist")
+    if args.short_side < 2 or args.workers < 1:
+        raise DataError("--short-side must be at least 2 and --workers at least 1")
+    manifest, failures = prepare_videos(args.src, args.dst, args.short_side, args.workers, args.crf, args.shards)
+    if failures:
+        with open(os.path.join(args.dst, "prepare_failures.jsonl"), "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(f) + "\n" for f in failures)
+    print(json.dumps({"manifest": manifest, "failed": len(failures),
+                      "shards": os.path.join(args.dst, "shards") if args.shards else None}))
+    return 1 if failures else 0
