@@ -32,6 +32,7 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6
+    head_norm_eps: float | None = None  # eps of fc_norm and the decoder's last norm; None = norm_eps (HF uses 1e-5)
     num_classes: int = 400  # 0 = headless feature model
     use_mean_pooling: bool = True  # False: pool the first token through `norm` (official --use_cls)
     drop_rate: float = 0.0
@@ -49,6 +50,10 @@ class ModelConfig:
     def image_hw(self) -> tuple[int, int]:
         size = self.img_size
         return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    @property
+    def final_norm_eps(self) -> float:
+        return self.norm_eps if self.head_norm_eps is None else self.head_norm_eps
 
     @property
     def patch_dim(self) -> int:

@@ -250,7 +250,7 @@ class VisionTransformer(nn.Module):
         self.pos_drop = nn.Dropout(c.drop_rate)
         self.blocks = make_blocks(c.embed_dim, c.num_heads, c.depth, c)
         self.norm = nn.Identity() if c.use_mean_pooling else nn.LayerNorm(c.embed_dim, eps=c.norm_eps)
-        self.fc_norm = nn.LayerNorm(c.embed_dim, eps=c.norm_eps) if c.use_mean_pooling else None
+        self.fc_norm = nn.LayerNorm(c.embed_dim, eps=c.final_norm_eps) if c.use_mean_pooling else None
         self.head_drop = nn.Dropout(c.head_drop_rate)
         self.head = nn.Linear(c.embed_dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
         self.use_checkpoint = c.use_checkpoint
@@ -324,7 +324,7 @@ class PretrainDecoder(nn.Module):
         super().__init__()
         c = config
         self.blocks = make_blocks(c.decoder_embed_dim, c.decoder_num_heads, c.decoder_depth, c)
-        self.norm = nn.LayerNorm(c.decoder_embed_dim, eps=c.norm_eps)
+        self.norm = nn.LayerNorm(c.decoder_embed_dim, eps=c.final_norm_eps)
         self.head = nn.Linear(c.decoder_embed_dim, c.patch_dim)
         self.use_checkpoint = c.use_checkpoint
 
