@@ -14,6 +14,11 @@ from videomae.errors import VideoMAEError
 
 COMMAND_MODULES = [
     "videomae.cli.convert",
+    "videomae.cli.data",
+    "videomae.cli.train",
+    "videomae.cli.extract",
+    "videomae.cli.predict",
+    "videomae.cli.visualize",
 ]
 
 

@@ -1,0 +1,67 @@
+"""`videomae predict VIDEO... --checkpoint CKPT`: class names and probabilities, averaged over test views."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from videomae.errors import ConfigError
+
+EXAMPLE = """\
+examples:
+  videomae predict cooking.mp4 --checkpoint vit_b_k400_ft.pth --model vit_base_patch16_224 --labels k400
+  videomae predict clips/ --checkpoint runs/my_finetune --top-k 3 --json > predictions.json
+  videomae predict a.mp4 --checkpoint CKPT --clips 2 --crops 3 --labels classes.txt
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="classify videos: multi-view (clips x crops) probabilities with class names",
+        description="Classify videos with a fine-tuned model. Each video is cut into clips x crops test views "
+                    "(official protocol); their softmax probabilities are averaged.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="video files, frame folders or folders of them")
+    parser.add_argument("--checkpoint", required=True, help="classifier checkpoint (official .pth, Hugging Face "
+                        "or videomae directory, or a fine-tuning run directory)")
+    parser.add_argument("--model", help="architecture name, for official files (e.g. vit_base_patch16_224)")
+    parser.add_argument("--labels", help="class names: k400, k600, k700, k710 or a file with one name per line "
+                        "(default: labels.txt beside the checkpoint, else Kinetics by class count)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default 5)")
+    parser.add_argument("--clips", type=int, default=5, help="temporal views per video (default 5)")
+    parser.add_argument("--crops", type=int, default=3, help="spatial views per clip (default 3)")
+    parser.add_argument("--sampling-rate", type=int, default=4, help="frame interval inside a clip (default 4)")
+    parser.add_argument("--short-side", type=int, help="resize the short side to this (default: model input size)")
+    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from videomae.product.common import discover_inputs, load_model, pick_device
+    from videomae.product.predict import (Prediction, ViewConfig, format_json, format_table, resolve_labels, top_k,
+                                          video_probabilities)
+
+    for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    videos = discover_inputs(args.inputs)
+    device = pick_device(args.device)
+    model = load_model(args.checkpoint, args.model).to(device)
+    if model.config.kind != "classifier" or model.config.num_classes < 1:
+        raise ConfigError(f"{args.checkpoint} is not a classifier (kind {model.config.kind!r}, "
+                          f"{model.config.num_classes} classes); predict needs a fine-tuned checkpoint")
+    names = resolve_labels(args.labels, args.checkpoint, model.config.num_classes)
+    cfg = ViewConfig(num_clips=args.clips, num_crops=args.crops, num_frames=model.config.num_frames,
+                     sampling_rate=args.sampling_rate, short_side=args.short_side or model.config.image_hw[0],
+                     batch_size=args.batch_size, precision=args.precision)
+    predictions = []
+    for video in videos:
+        probabilities = video_probabilities(model, video, cfg, device, args.backend)
+        predictions.append(Prediction(video.path, cfg.num_clips * cfg.num_crops,
+                                      top_k(probabilities, names, min(args.top_k, len(names)))))
+    print(format_json(predictions) if args.json else format_table(predictions), file=sys.stdout)
+    return 0

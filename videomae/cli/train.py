@@ -1,0 +1,49 @@
+"""`videomae pretrain|finetune|probe|distill|eval RECIPE [key=value ...]`: run a training stage from a recipe.
+
+Works under torchrun (`torchrun --nproc_per_node=8 -m videomae pretrain vit_b_hybrid_pt ...`) and srun.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from videomae.errors import ConfigError
+
+COMMANDS = {
+    "pretrain": "masked-autoencoder pretraining (dual masking)",
+    "finetune": "supervised fine-tuning or post-pretraining (e.g. on K710)",
+    "probe": "linear probing: train only the classifier of a frozen model",
+    "distill": "distill a classifier teacher into a smaller student",
+    "eval": "multi-view test of a classifier (clips x crops, official merge)",
+}
+# Which recipe stages each command accepts (a fine-tuning recipe describes the data and model of eval/probe too).
+ACCEPTS = {"pretrain": {"pretrain"}, "finetune": {"finetune"}, "probe": {"finetune", "probe"},
+           "distill": {"distill"}, "eval": {"finetune", "probe", "distill", "eval"}}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from videomae.training import load_recipe, run
+    from videomae.training.config import read_recipe
+    from videomae.training.distributed import shutdown
+
+    recipe_stage = read_recipe(args.recipe).get("stage", "finetune")
+    if recipe_stage not in ACCEPTS[args.command]:
+        raise ConfigError(f"recipe {args.recipe!r} is a {recipe_stage} recipe; `videomae {args.command}` takes "
+                          f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes")
+    cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
+    try:
+        run(cfg)
+    finally:
+        shutdown()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for command, help_text in COMMANDS.items():
+        parser = subparsers.add_parser(command, help=help_text, description=help_text + ". Recipes: see "
+                                       "docs/training.md or `python -c 'import videomae.training as t; "
+                                       "print(t.list_recipes())'`.")
+        parser.add_argument("recipe", help="recipe name (e.g. tiny, vit_b_k400_ft) or path to a .toml file")
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="settings to change, nested with dots: optim.lr=1e-3 data.num_frames=8 max_steps=100")
+        parser.set_defaults(func=run_command)

@@ -1,0 +1,91 @@
+"""`videomae visualize VIDEO --checkpoint CKPT`: a PNG grid (and a GIF) of a pretraining model's reconstruction."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from videomae.errors import CheckpointError, ConfigError
+
+EXAMPLE = """\
+examples:
+  videomae visualize clip.mp4 --checkpoint runs/tiny --output recon.png
+  videomae visualize clip.mp4 --checkpoint vit_b_hybrid_pt_800e.pth --model pretrain_videomae_base_patch16_224 \\
+      --mask-ratio 0.9 --decoder-mask-ratio 0.5 --gif recon.gif
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "visualize", help="picture a pretraining model's masked reconstruction of a clip (PNG grid and GIF)",
+        description="Mask a clip (tube encoder mask, running-cell decoder mask), reconstruct it with a "
+                    "pretraining checkpoint and draw rows: original, encoder-visible input, decoder-kept "
+                    "positions, reconstruction (normalized predictions mapped back with each patch's own "
+                    "mean and std) and error.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file or frame folder")
+    parser.add_argument("--checkpoint", required=True, help="pretraining checkpoint with its decoder (official "
+                        ".pth, videomae directory, or a `videomae pretrain` run directory)")
+    parser.add_argument("--model", help="architecture name, for official files "
+                        "(e.g. pretrain_videomae_base_patch16_224)")
+    parser.add_argument("--output", "-o", default="reconstruction.png", help="PNG grid (default reconstruction.png)")
+    parser.add_argument("--gif", help="also write an animated GIF here")
+    parser.add_argument("--mask-type", default="tube", help="encoder mask: tube, random or frame (default tube)")
+    parser.add_argument("--mask-ratio", type=float, default=0.9, help="encoder mask ratio (default 0.9)")
+    parser.add_argument("--decoder-mask-ratio", type=float, default=0.5,
+                        help="running-cell decoder mask ratio; 0 = reconstruct all hidden tokens (default 0.5)")
+    parser.add_argument("--sampling-rate", type=int, default=4, help="frame interval of the clip (default 4)")
+    parser.add_argument("--start", type=int, help="first frame of the clip (default: the centred clip)")
+    parser.add_argument("--seed", type=int, default=0, help="mask seed")
+    parser.add_argument("--scale", type=int, help="pixel enlargement of each frame (default: at least 96 px)")
+    parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from videomae.data.sampling import dense_val_indices
+    from videomae.data.transforms import val_clip
+    from videomae.errors import DataError
+    from videomae.product.common import discover_inputs, load_model
+    from videomae.product.visualize import MaskConfig, grid_image, reconstruct, save_gif
+
+    if args.sampling_rate < 1:
+        raise ConfigError(f"--sampling-rate must be at least 1, got {args.sampling_rate}")
+    if not args.output.lower().endswith(".png"):
+        raise ConfigError(f"--output must be a .png file, got {args.output!r}")
+    videos = discover_inputs([args.video])
+    if len(videos) != 1:
+        raise DataError(f"{args.video} holds {len(videos)} videos; give one video file or frame folder")
+    model = load_model(args.checkpoint, args.model)
+    if model.config.kind != "pretrain":
+        raise CheckpointError(f"{args.checkpoint} holds a {model.config.kind} without a decoder; visualize needs a "
+                              f"pretraining checkpoint (from `videomae pretrain` or an official *_pt_*.pth)")
+    size, length = model.config.image_hw[0], model.config.num_frames
+    reader = videos[0].open(args.backend)
+    try:
+        n = reader.num_frames
+        if args.start is None:
+            indices = dense_val_indices(n, length, args.sampling_rate, linspace=False)
+        else:
+            if not 0 <= args.start < n:
+                raise DataError(f"--start {args.start} is outside the video's {n} frames")
+            indices = np.minimum(args.start + np.arange(length) * args.sampling_rate, n - 1)
+        frames = reader.read(indices.tolist())
+    finally:
+        reader.close()
+    video = val_clip(frames, size, size).unsqueeze(0)  # (1, 3, T, S, S)
+    masks = MaskConfig(encoder_type=args.mask_type, encoder_ratio=args.mask_ratio,
+                       decoder_ratio=args.decoder_mask_ratio, seed=args.seed)
+    result = reconstruct(model, video, masks)
+    title = (f"{os.path.basename(args.video)}: {args.mask_type} {args.mask_ratio:g}, decoder running cell "
+             f"{args.decoder_mask_ratio:g}, loss {result.loss:.3f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    grid_image(result, args.scale, title).save(args.output)
+    print(f"wrote {args.output} (reconstruction loss {result.loss:.4f} on normalized pixels)", file=sys.stderr)
+    if args.gif:
+        save_gif(result, args.gif, args.scale)
+        print(f"wrote {args.gif}", file=sys.stderr)
+    return 0

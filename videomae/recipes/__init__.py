@@ -1,0 +1,1 @@
+"""Named training recipes (TOML); load with `videomae.training.load_recipe(name, overrides)`."""

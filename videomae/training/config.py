@@ -1,0 +1,300 @@
+"""Typed training configs, named recipes (TOML files in `videomae/recipes/`) and `key=value` overrides.
+
+A recipe is a TOML file whose tables mirror `TrainConfig` (`[optim]`, `[data]`, `[model_args]`, ...).
+`inherit = "name"` starts from another recipe (merged table by table), so each official script's file only
+writes what differs from the shared official defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from videomae.data import DataConfig
+from videomae.errors import ConfigError
+
+STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
+LR_RULES = ("official", "views", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PARALLEL = ("ddp", "fsdp")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, schedules and clipping (official names: `lr`, `min_lr`, `warmup_epochs`, `layer_decay`, ...).
+
+    Attributes:
+        lr: peak LR *before* batch scaling (see `lr_rule`).
+        min_lr: final LR of the cosine, scaled like `lr`.
+        warmup_epochs: linear warmup from 0, in epochs.
+        warmup_steps: warmup in optimizer steps; overrides `warmup_epochs` when > 0.
+        weight_decay: AdamW decay of the decayed group at step 0.
+        weight_decay_end: decay at the last step (cosine); None = constant.
+        betas: AdamW betas (official: 0.9/0.95 pretraining, 0.9/0.999 fine-tuning).
+        eps: AdamW epsilon.
+        clip_grad: max global gradient norm; None = no clipping (the norm is still logged).
+        layer_decay: layer-wise LR decay factor; 1 = off.
+        lr_rule: "official" = lr x (batch x accum x processes)/256; "views" also counts the repeated views;
+            "none" = lr used as given.
+        base_batch: the batch the LR in the recipe refers to (256).
+    """
+
+    lr: float = 1e-3
+    min_lr: float = 1e-6
+    warmup_epochs: float = 5.0
+    warmup_steps: int = -1
+    weight_decay: float = 0.05
+    weight_decay_end: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    clip_grad: float | None = None
+    layer_decay: float = 1.0
+    lr_rule: str = "official"
+    base_batch: int = 256
+
+
+@dataclass
+class DistillConfig:
+    """Teacher and loss of the distillation stage.
+
+    Attributes:
+        teacher: classifier checkpoint (official .pth, Hugging Face dir or our format).
+        teacher_model: architecture name when the checkpoint does not carry one.
+        temperature: softens both distributions; the KL term is multiplied by temperature^2.
+        alpha: weight of the KL term; (1 - alpha) weights the cross-entropy to the labels.
+    """
+
+    teacher: str | None = None
+    teacher_model: str | None = None
+    temperature: float = 1.0
+    alpha: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """One run of one stage. Everything a run does is decided here (saved as `output_dir/config.json`).
+
+    Attributes:
+        stage: "pretrain", "finetune" (also supervised post-pretraining), "probe", "distill" or "eval".
+        model: architecture name (`videomae.models.list_models()`).
+        model_args: official keyword overrides of the architecture (drop_path_rate, head_drop_rate, ...).
+        pretrained: initial weights (checkpoint path); a K710 head is mapped to 400/600/700 classes on load.
+        data: the data pipeline; `data.input_size`/`num_frames` also size the model.
+        optim: optimizer and schedules.
+        distill: teacher settings (stage "distill").
+        output_dir: checkpoints, metrics and the resolved config; a run resumes from here.
+        epochs: length of the schedule in data epochs.
+        max_steps: stop after this many optimizer steps (the schedule still spans `epochs`); 0 = no limit.
+        batch_size: videos per process per micro-batch (each yields `data.num_sample` clips).
+        accum_steps: micro-batches per optimizer step (official `update_freq`).
+        seed: all randomness derives from (seed, epoch, index, view) for data and (seed, step, rank) for the model.
+        save_every: checkpoint every this many steps; 0 = at the end of each epoch.
+        keep_last: step checkpoints kept (the best one is kept apart).
+        precision: "auto" (fp32 on CPU, bf16 on GPU), "fp32", "bf16" or "fp16" (with loss scaling).
+        parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run.
+        activation_checkpointing: recompute block activations in backward.
+        compile: `torch.compile` every block.
+        ema_decay: model EMA decay; 0 = no EMA.
+        normalize_target: per-patch normalized pixel targets (pretraining).
+        val_every: validate every this many epochs (single centre clip); 0 = never.
+        test_at_end: multi-view test after training (fine-tuning stages).
+        max_nonfinite: this many non-finite losses in a row stop the run.
+        log_every: progress-bar refresh when stderr is not a terminal (steps).
+        tensorboard: also write TensorBoard events when tensorboard is installed.
+    """
+
+    stage: str = "finetune"
+    model: str = "vit_base_patch16_224"
+    model_args: dict = field(default_factory=dict)
+    pretrained: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    output_dir: str = "runs/default"
+    epochs: int = 30
+    max_steps: int = 0
+    batch_size: int = 16
+    accum_steps: int = 1
+    seed: int = 0
+    save_every: int = 0
+    keep_last: int = 2
+    precision: str = "auto"
+    parallel: str = "ddp"
+    activation_checkpointing: bool = False
+    compile: bool = False
+    ema_decay: float = 0.0
+    normalize_target: bool = True
+    val_every: int = 1
+    test_at_end: bool = True
+    max_nonfinite: int = 5
+    log_every: int = 20
+    tensorboard: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Raise `ConfigError` for settings that cannot work; returns self."""
+        for name, value, allowed in (("stage", self.stage, STAGES), ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
+                                     ("precision", self.precision, PRECISIONS), ("parallel", self.parallel, PARALLEL)):
+            if value not in allowed:
+                raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.stage == "distill" and not self.distill.teacher:
+            raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")
+        self.data.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------
+# dict <-> dataclass with type checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def _strip_optional(tp):
+    """`X | None` -> (X, True); anything else -> (tp, False)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+def _coerce(value, tp, key: str):
+    """Check and convert a TOML/JSON value to the annotated field type."""
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} cannot be empty")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table of settings, got {value!r}")
+        return from_dict(tp, value, key + ".")
+    origin = typing.get_origin(tp) or tp
+    if origin is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if origin is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if origin is str and isinstance(value, str):
+        return value
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        args = typing.get_args(tp)
+        item = args[0] if args else typing.Any
+        items = [_coerce(v, item, f"{key}[{i}]") if item is not typing.Any else v for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict and isinstance(value, dict):
+        return dict(value)
+    raise ConfigError(f"{key} expects {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from a nested dict; unknown keys raise with the list of valid ones."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown setting {prefix + sorted(unknown)[0]!r}; valid: {', '.join(names)}")
+    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in data.items()})
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge (tables merge, values replace)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Recipes and overrides
+# ----------------------------------------------------------------------------------------------------
+
+
+def list_recipes() -> list[str]:
+    """Names of the shipped recipes (files starting with '_' are shared bases)."""
+    files = resources.files("videomae.recipes").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".toml") and not f.name.startswith("_"))
+
+
+def read_recipe(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
+    if name_or_path in seen:
+        raise ConfigError(f"recipe inheritance loops: {' -> '.join(seen + (name_or_path,))}")
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        if not os.path.isfile(name_or_path):
+            raise ConfigError(f"recipe file {name_or_path!r} not found")
+        text = open(name_or_path, "rb").read()
+    else:
+        resource = resources.files("videomae.recipes") / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise ConfigError(f"unknown recipe {name_or_path!r}; available: {', '.join(list_recipes())}")
+        text = resource.read_bytes()
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"recipe {name_or_path!r} is not valid TOML: {error}") from None
+    parent = data.pop("inherit", None)
+    return _merge(read_recipe(parent, seen + (name_or_path,)), data) if parent else data
+
+
+def parse_value(text: str):
+    """A command-line value as TOML (1e-3, true, [0.9, 0.95], "x"); anything else is a plain string."""
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> dict:
+    """Set `a.b.c=value` in a nested recipe dict (tables are created on the way)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"overrides are key=value (nested with dots, e.g. optim.lr=1e-3), got {assignment!r}")
+    *tables, leaf = key.strip().split(".")
+    node = data
+    for table in tables:
+        node = node.setdefault(table, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {table!r} is a value, not a table of settings")
+    node[leaf] = parse_value(text.strip())
+    return data
+
+
+def load_recipe(name_or_path: str, overrides: list[str] = (), **fields) -> TrainConfig:
+    """A named recipe (or a .toml path) with `key=value` overrides and keyword fields applied, validated."""
+    data = read_recipe(name_or_path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    data = _merge(data, fields)
+    return from_dict(TrainConfig, data).validate()
+
+
+def save_config(cfg: TrainConfig, path: str) -> None:
+    """The resolved config as JSON (written atomically)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def config_from_json(path: str) -> TrainConfig:
+    with open(path, encoding="utf-8") as handle:
+        return from_dict(TrainConfig, json.load(handle))

@@ -1,0 +1,316 @@
+"""One training loop for every stage: the stage (stages.py) supplies model, loss and data; this does the rest.
+
+Per optimizer step: set LR/WD from the per-iteration schedules, `accum_steps` micro-batches (forward under
+autocast, fp32 loss, backward with gradient sync only on the last), skip the step if the global loss or the
+gradient norm is not finite, clip, step, update the EMA, log, and checkpoint on schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from videomae.data import build_loader
+from videomae.errors import ConfigError
+from videomae.seeding import derive_seed, torch_generator
+from videomae.training.checkpointing import (
+    DivergenceError,
+    checkpoint_dir,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_dir,
+)
+from videomae.training.config import TrainConfig, config_from_json, save_config
+from videomae.training.distributed import Dist, init_distributed, sum_across
+from videomae.training.evaluation import evaluate
+from videomae.training.monitor import MetricsLog, ProgressBar, finite_or_none
+from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
+from videomae.training.parallelize import gradient_sync, parallelize, unwrap
+from videomae.training.stages import Task, build_task
+
+MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
+RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard"}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None = fp32. "auto": fp32 on the CPU (bf16 there is emulated and slow), bf16 on accelerators."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast_factory(precision: str, device: torch.device):
+    dtype = autocast_dtype(precision, device)
+    return functools.partial(torch.autocast, device.type, dtype=dtype) if dtype else contextlib.nullcontext
+
+
+class ModelEma:
+    """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for ema, current in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if ema.is_floating_point():
+                ema.lerp_(current.detach(), 1.0 - self.decay)
+            else:
+                ema.copy_(current)
+
+
+@dataclass
+class RunResult:
+    """What a run returns. `losses` are the logged (global-mean) losses of the steps this call ran."""
+
+    output_dir: str
+    step: int
+    losses: list[float | None] = field(default_factory=list)
+    skipped: int = 0
+    val: dict | None = None
+    test: dict | None = None
+
+
+def log(d: Dist, message: str) -> None:
+    if d.is_main:
+        print(message, file=sys.stderr, flush=True)
+
+
+def warn_config_changes(cfg: TrainConfig, path: str, d: Dist) -> None:
+    """Resuming with different settings is allowed but not exact: say which ones changed."""
+    if not os.path.exists(path):
+        return
+    old, new = config_from_json(path).to_dict(), cfg.to_dict()
+    changed = sorted(k for k in new if k not in RESUME_NEUTRAL and old.get(k) != new[k])
+    if changed:
+        log(d, f"warning: resuming with changed settings ({', '.join(changed)}); results will differ from an "
+               f"uninterrupted run")
+
+
+class Trainer:
+    """`Trainer(config).fit() -> RunResult`: trains one stage, resuming from `output_dir` when it holds a checkpoint."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg.validate()
+        if cfg.stage == "eval":
+            raise ConfigError("the eval stage does not train; use videomae.training.run or evaluate_run")
+
+    # ------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.d = d = init_distributed()
+        if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
+            raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
+        self.task: Task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+        self.model = self.task.model
+        self.net = parallelize(self.model, d, parallel=cfg.parallel,
+                               activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile)
+        self.model = unwrap(self.net)
+        self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.autocast = autocast_factory(cfg.precision, d.device)
+        fp16 = autocast_dtype(cfg.precision, d.device) == torch.float16
+        self.scaler = torch.amp.GradScaler(d.device.type) if fp16 else None
+
+        per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
+        self.steps_per_epoch = len(self.task.train_set) // per_step
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"the training set has {len(self.task.train_set)} videos, fewer than one global "
+                              f"batch of {per_step}; lower batch_size or accum_steps")
+        total = cfg.epochs * self.steps_per_epoch
+        self.end = min(total, cfg.max_steps) if cfg.max_steps else total
+        views = self.task.data.num_sample
+        lr, min_lr = scaled_lr(cfg.optim, per_step, views)
+        self.schedules = build_schedules(cfg.optim, lr, min_lr, total, self.steps_per_epoch)
+        log(d, f"{cfg.stage}: {cfg.model}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
+               f"{d.world_size} process(es) on {d.device.type}")
+        log(d, f"global batch {cfg.batch_size} videos/process x {cfg.accum_steps} accumulation x {d.world_size} "
+               f"processes x {views} views = {per_step * views} clips per step; lr {cfg.optim.lr:g} -> {lr:.4g} "
+               f"({cfg.optim.lr_rule} rule, base batch {cfg.optim.base_batch}); {self.steps_per_epoch} steps/epoch, "
+               f"schedule {total} steps, running to {self.end}")
+
+    def resume(self) -> dict:
+        cfg, d = self.cfg, self.d
+        config_path = os.path.join(cfg.output_dir, "config.json")
+        checkpoints = list_checkpoints(cfg.output_dir)
+        meta = {"step": 0, "skipped": 0, "consecutive_nonfinite": 0, "best_acc1": None}
+        if checkpoints:
+            warn_config_changes(cfg, config_path, d)
+            meta = load_checkpoint(checkpoints[-1], self.model, self.optimizer, scaler=self.scaler, ema=self.ema)
+            log(d, f"resumed from {checkpoints[-1]} (step {meta['step']})")
+        if d.is_main:
+            save_config(cfg, config_path)
+        return meta
+
+    # ------------------------------------------------------------------------------------------------
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.d.device, non_blocking=True) for k, v in batch.items()}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def optimizer_step(self) -> float:
+        """Unscale, clip (or only measure) the gradient norm, step. Returns the norm (inf/nan = not stepped)."""
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        clip = self.cfg.optim.clip_grad
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else math.inf, foreach=True)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2 returns a DTensor
+        if self.scaler:
+            self.scaler.step(self.optimizer)  # skips by itself on inf/nan gradients
+            self.scaler.update()
+        elif math.isfinite(norm):
+            self.optimizer.step()
+        return norm
+
+    def train_step(self, batches, step: int) -> dict:
+        """One optimizer step over `accum_steps` micro-batches. Returns its metrics record."""
+        cfg, d = self.cfg, self.d
+        torch.manual_seed(derive_seed(cfg.seed, step, d.rank))  # dropout / drop-path draws = f(seed, step, rank)
+        generator = torch_generator(cfg.seed, step, d.rank, MIX_STREAM)
+        lr = self.schedules.apply(self.optimizer, step)
+        start = time.perf_counter()
+        micro_batches = [next(batches) for _ in range(cfg.accum_steps)]  # on the host until used
+        counts = [self.task.count(batch) for batch in micro_batches]
+        global_count = float(sum_across(sum(counts), d))
+        loss_total, finite = 0.0, True
+        for micro, (batch, count) in enumerate(zip(micro_batches, counts)):
+            with gradient_sync(self.net, micro == cfg.accum_steps - 1):
+                with self.autocast():
+                    loss = self.task.loss(self.net, self.to_device(batch), generator)
+                share = loss * (count / max(global_count, 1.0))  # this batch's part of the global mean
+                part = float(sum_across(share, d))  # the same on every process: all skip together
+                if not math.isfinite(part):
+                    finite = False
+                    break
+                self.backward(share * d.world_size)  # gradient sync averages over processes
+            loss_total += part
+        norm = self.optimizer_step() if finite else math.nan
+        self.optimizer.zero_grad(set_to_none=True)
+        stepped = finite and (math.isfinite(norm) or self.scaler is not None)
+        if stepped and self.ema is not None:
+            self.ema.update(self.model)
+        clips = sum(batch["video"].shape[0] for batch in micro_batches) * d.world_size
+        record = {"step": step + 1, "epoch": step // self.steps_per_epoch, "loss": loss_total if finite else None,
+                  "lr": lr, "weight_decay": self.schedules.weight_decay_at(step), "grad_norm": finite_or_none(norm),
+                  "clips_per_s": clips / max(time.perf_counter() - start, 1e-9)}
+        if self.scaler:
+            record["loss_scale"] = self.scaler.get_scale()
+        record["stepped"] = stepped
+        return record
+
+    def count_nonfinite(self, record: dict, meta: dict) -> None:
+        if record["stepped"]:
+            meta["consecutive_nonfinite"] = 0
+            return
+        meta["skipped"] += 1
+        meta["consecutive_nonfinite"] += 1
+        if meta["consecutive_nonfinite"] >= self.cfg.max_nonfinite:
+            raise DivergenceError(f"{meta['consecutive_nonfinite']} optimizer steps in a row had a non-finite loss "
+                                  f"or gradient (last at step {record['step']}); lower optim.lr, set "
+                                  f"optim.clip_grad, or use precision=bf16/fp32")
+
+    # ------------------------------------------------------------------------------------------------
+    def validate(self, meta: dict, step: int) -> dict:
+        metrics = evaluate(self.model, self.task.val_set, self.d, batch_size=self.cfg.batch_size,
+                           num_workers=self.task.data.num_workers, autocast=self.autocast)
+        summary = {"step": step, "acc1": metrics["acc1"], "acc5": metrics["acc5"]}
+        if meta["best_acc1"] is None or metrics["acc1"] > meta["best_acc1"]:
+            meta["best_acc1"] = metrics["acc1"]
+            save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary)
+        if self.d.is_main:
+            with open(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(summary) + "\n")
+        log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
+        return metrics
+
+    def should_save(self, step: int) -> bool:
+        every = self.cfg.save_every or self.steps_per_epoch
+        return step % every == 0 or step == self.end
+
+    def save(self, meta: dict, step: int) -> None:
+        meta = dict(meta, step=step, epoch=step // self.steps_per_epoch,
+                    samples_into_epoch=(step % self.steps_per_epoch) * self.cfg.batch_size * self.cfg.accum_steps,
+                    model_config=self.model.config.to_dict())
+        save_checkpoint(self.cfg.output_dir, self.d, self.model, self.optimizer, meta=meta, scaler=self.scaler,
+                        ema=self.ema, keep_last=self.cfg.keep_last)
+
+    def fit(self) -> RunResult:
+        self.setup()
+        cfg, d = self.cfg, self.d
+        meta = self.resume()
+        step = meta["step"]
+        result = RunResult(cfg.output_dir, step)
+        metrics = MetricsLog(os.path.join(cfg.output_dir, "metrics.jsonl"), step, d.is_main,
+                             os.path.join(cfg.output_dir, "tensorboard") if cfg.tensorboard else None)
+        bar = ProgressBar(self.end, step, cfg.log_every, d.is_main)
+        train_set = self.task.train_set
+        try:
+            while step < self.end:
+                epoch, position = divmod(step, self.steps_per_epoch)
+                train_set.set_epoch(epoch)
+                loader = build_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                      num_workers=self.task.data.num_workers, drop_last=True, rank=d.rank,
+                                      world_size=d.world_size, start_index=position * cfg.batch_size * cfg.accum_steps)
+                loader.sampler.set_epoch(epoch)
+                batches = iter(loader)
+                for step in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
+                    record = self.train_step(batches, step)
+                    self.count_nonfinite(record, meta)
+                    step = record["step"]
+                    metrics.write(record)
+                    result.losses.append(record["loss"])
+                    bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
+                    if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
+                        result.val = self.validate(meta, step)
+                    if self.should_save(step):
+                        self.save(meta, step)
+                del batches, loader  # stops this epoch's workers before the next epoch's start
+        finally:
+            bar.close()
+            metrics.close()
+        result.step, result.skipped = step, meta["skipped"]
+        save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage})
+        if self.ema is not None:
+            save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step})
+        if self.task.test_set is not None and cfg.test_at_end:
+            result.test = evaluate(self.model, self.task.test_set, d, batch_size=cfg.batch_size,
+                                   num_workers=self.task.data.num_workers, autocast=self.autocast,
+                                   out_dir=os.path.join(cfg.output_dir, "test"))
+            log(d, f"test ({len(self.task.test_set)} views): acc1 {result.test['acc1']:.2f} "
+                   f"acc5 {result.test['acc5']:.2f} (per view {result.test['view_acc1']:.2f})")
+        return result
+
+
+def evaluate_run(cfg: TrainConfig) -> dict:
+    """The eval stage: multi-view test of `cfg.pretrained` on the recipe's test data; writes `output_dir/test/`."""
+    cfg = dataclasses.replace(cfg, stage="eval").validate()
+    d = init_distributed()
+    task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+    model = task.model.to(d.device)
+    metrics = evaluate(model, task.test_set, d, batch_size=cfg.batch_size, num_workers=task.data.num_workers,
+                       autocast=autocast_factory(cfg.precision, d.device), out_dir=os.path.join(cfg.output_dir, "test"))
+    log(d, f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): acc1 {metrics['acc1']:.2f} "
+           f"acc5 {metrics['acc5']:.2f} (per view {metrics['view_acc1']:.2f} / {metrics['view_acc5']:.2f})")
+    return metrics
+
+
+def run(cfg: TrainConfig) -> RunResult | dict:
+    """Run a config's stage: training stages return a `RunResult`, "eval" returns the test metrics."""
+    return evaluate_run(cfg) if cfg.stage == "eval" else Trainer(cfg).fit()
