@@ -45,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--mmap-threshold-mb", type=int, default=1,
+                   help="our training engine's allocator setting (TrainConfig.mmap_threshold_mb); 0 = glibc default")
+    p.add_argument("--official-mmap-threshold-mb", type=int, default=0,
+                   help="the same setting for the official run (default 0: the official code does not set it)")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     return p.parse_args(argv)
 
@@ -150,7 +154,10 @@ def peak_memory_mb(device: str) -> dict:
 
 def run_one(args) -> dict:
     from videomae.masking import make_mask, token_grid
+    from videomae.training.memory import limit_heap_slack
 
+    threshold = args.official_mmap_threshold_mb if args.impl == "official" else args.mmap_threshold_mb
+    limit_heap_slack(threshold)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, step, cfg = (build_official if args.impl == "official" else build_ours)(args)
@@ -170,7 +177,7 @@ def run_one(args) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     def synchronized_time():
         if args.device.startswith("cuda"):
@@ -190,7 +197,7 @@ def run_one(args) -> dict:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     return {"impl": args.impl, "model": args.model, "batch": args.batch,
             "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-            "dtype": dtype, "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
+            "dtype": dtype, "mmap_threshold_mb": threshold, "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
             "loss_last": losses[-1], **peak_memory_mb(args.device)}
 
 

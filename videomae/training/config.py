@@ -111,6 +111,8 @@ class TrainConfig:
         max_nonfinite: this many non-finite losses in a row stop the run.
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
+        mmap_threshold_mb: CPU allocations at least this large (MiB) are returned to the OS when freed
+            (glibc), keeping peak RSS near live memory; 0 = the C library's default.
     """
 
     stage: str = "finetune"
@@ -139,6 +141,7 @@ class TrainConfig:
     max_nonfinite: int = 5
     log_every: int = 20
     tensorboard: bool = True
+    mmap_threshold_mb: int = 1
 
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` for settings that cannot work; returns self."""
