@@ -25,8 +25,7 @@ from pathlib import Path
 
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -16,10 +16,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
+from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.errors import DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_tchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:

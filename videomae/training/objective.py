@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.masking import kept_indices
 from videomae.models.vit import gather_tubelets, tubelet_view
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _channel_stats(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(mean, device=device), torch.tensor(std, device=device)
