@@ -19,13 +19,24 @@ COMMAND_MODULES = [
     "videomae.cli.extract",
     "videomae.cli.predict",
     "videomae.cli.visualize",
+    "videomae.cli.demo",
 ]
+
+EXAMPLES = """\
+examples:
+  videomae demo                      # pretraining vs. scratch on generated videos, a few minutes on a CPU
+  videomae pretrain tiny output_dir=runs/tiny
+  videomae predict clip.mp4 --checkpoint vit_b_k400_ft.pth --model vit_base_patch16_224 --labels k400
+  videomae COMMAND --help            # the options and worked examples of one command
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videomae",
         description="VideoMAE V2: pretrain, fine-tune, evaluate and deploy video transformers.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

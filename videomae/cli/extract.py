@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from videomae.errors import DataError
+from videomae.product.cli_args import add_checkpoint_arguments, add_command, add_runtime_arguments
 
 EXAMPLE = """\
 examples:
@@ -19,31 +20,25 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "extract", help="sliding-window clip features for temporal action localization (one .npy per video)",
-        description="Extract one pooled feature per sliding window of every video. Writes OUT/ID.npy "
-                    "(float32, windows x D) and OUT/ID.json (model, checkpoint SHA-256, fps, stride, window starts). "
-                    "Finished videos are skipped, so a run can be resumed or shared by several processes.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "extract", "sliding-window clip features for temporal action localization (one .npy per video)",
+        "Extract one pooled feature per sliding window of every video. Writes OUT/ID.npy (float32, windows x D) "
+        "and OUT/ID.json (model, checkpoint SHA-256, fps, stride, window starts). Finished videos are skipped, "
+        "so a run can be resumed or shared by several processes.", EXAMPLE)
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="video files, frame folders, or folders holding videos / frame folders")
     parser.add_argument("--list", dest="list_file", metavar="FILE", help="text file with one input per line")
-    parser.add_argument("--checkpoint", required=True, help="official .pth, Hugging Face or videomae directory, "
-                        "or a training run directory")
-    parser.add_argument("--model", help="architecture name, for official files (e.g. vit_giant_patch14_224)")
+    add_checkpoint_arguments(parser, "classifier or pretraining checkpoint", "vit_giant_patch14_224")
     parser.add_argument("--output", "-o", required=True, help="output folder")
     parser.add_argument("--clip-len", type=int, default=16, help="frames per window (default 16)")
     parser.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")
     parser.add_argument("--frame-interval", type=int, default=1, help="frames between sampled frames (default 1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--official-tad", action="store_true",
                         help="official TAD preprocessing: resize to 224x224 without keeping aspect, no mean/std")
     parser.add_argument("--input-size", type=int, help="model input side (default: the model's img_size)")
     parser.add_argument("--short-side", type=int, help="short side before the centre crop (default: input size)")
     parser.add_argument("--shard", metavar="i/n", help="take only videos i, i+n, ... of the list")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")
+    add_runtime_arguments(parser, "windows per forward pass (default 8)")
     parser.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from videomae.errors import ConfigError
+from videomae.product.cli_args import add_checkpoint_arguments, add_command, add_runtime_arguments
 
 EXAMPLE = """\
 examples:
@@ -16,15 +17,12 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="classify videos: multi-view (clips x crops) probabilities with class names",
-        description="Classify videos with a fine-tuned model. Each video is cut into clips x crops test views "
-                    "(official protocol); their softmax probabilities are averaged.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "predict", "classify videos: multi-view (clips x crops) probabilities with class names",
+        "Classify videos with a fine-tuned model. Each video is cut into clips x crops test views (official "
+        "protocol); their softmax probabilities are averaged.", EXAMPLE)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="video files, frame folders or folders of them")
-    parser.add_argument("--checkpoint", required=True, help="classifier checkpoint (official .pth, Hugging Face "
-                        "or videomae directory, or a fine-tuning run directory)")
-    parser.add_argument("--model", help="architecture name, for official files (e.g. vit_base_patch16_224)")
+    add_checkpoint_arguments(parser, "fine-tuned classifier", "vit_base_patch16_224")
     parser.add_argument("--labels", help="class names: k400, k600, k700, k710 or a file with one name per line "
                         "(default: labels.txt beside the checkpoint, else Kinetics by class count)")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default 5)")
@@ -32,11 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crops", type=int, default=3, help="spatial views per clip (default 3)")
     parser.add_argument("--sampling-rate", type=int, default=4, help="frame interval inside a clip (default 4)")
     parser.add_argument("--short-side", type=int, help="resize the short side to this (default: model input size)")
-    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")
+    add_runtime_arguments(parser, "views per forward pass (default 8)")
     parser.set_defaults(func=run)
 
 

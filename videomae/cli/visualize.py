@@ -7,6 +7,7 @@ import os
 import sys
 
 from videomae.errors import CheckpointError, ConfigError
+from videomae.product.cli_args import add_checkpoint_arguments, add_command
 
 EXAMPLE = """\
 examples:
@@ -17,18 +18,13 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "visualize", help="picture a pretraining model's masked reconstruction of a clip (PNG grid and GIF)",
-        description="Mask a clip (tube encoder mask, running-cell decoder mask), reconstruct it with a "
-                    "pretraining checkpoint and draw rows: original, encoder-visible input, decoder-kept "
-                    "positions, reconstruction (normalized predictions mapped back with each patch's own "
-                    "mean and std) and error.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "visualize", "picture a pretraining model's masked reconstruction of a clip (PNG grid and GIF)",
+        "Mask a clip (tube encoder mask, running-cell decoder mask), reconstruct it with a pretraining checkpoint "
+        "and draw rows: original, encoder-visible input, decoder-kept positions, reconstruction (normalized "
+        "predictions mapped back with each patch's own mean and std) and error.", EXAMPLE)
     parser.add_argument("video", help="video file or frame folder")
-    parser.add_argument("--checkpoint", required=True, help="pretraining checkpoint with its decoder (official "
-                        ".pth, videomae directory, or a `videomae pretrain` run directory)")
-    parser.add_argument("--model", help="architecture name, for official files "
-                        "(e.g. pretrain_videomae_base_patch16_224)")
+    add_checkpoint_arguments(parser, "pretraining checkpoint with its decoder", "pretrain_videomae_base_patch16_224")
     parser.add_argument("--output", "-o", default="reconstruction.png", help="PNG grid (default reconstruction.png)")
     parser.add_argument("--gif", help="also write an animated GIF here")
     parser.add_argument("--mask-type", default="tube", help="encoder mask: tube, random or frame (default tube)")
