@@ -44,8 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
-    p.add_argument("--mmap-threshold-mb", type=int, default=1,
-                   help="our training engine's allocator setting (TrainConfig.mmap_threshold_mb); 0 = glibc default")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --official-src: alternate the two implementations this many times (cancels drift)")
+    p.add_argument("--mmap-threshold-mb", type=int, default=0,
+                   help="our engine's opt-in allocator setting (TrainConfig.mmap_threshold_mb); 0 = glibc default")
     p.add_argument("--official-mmap-threshold-mb", type=int, default=0,
                    help="the same setting for the official run (default 0: the official code does not set it)")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
@@ -209,23 +211,32 @@ def run_in_subprocess(impl: str, argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def combine(runs: list[dict]) -> dict:
+    """One record for several runs of the same implementation: median over all steps, max of the peaks."""
+    steps = [t for run in runs for t in run["step_s_all"]]
+    return {**runs[0], "step_s_median": statistics.median(steps), "step_s_all": steps,
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
+
+
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.impl:  # a child process: time one implementation
         print(json.dumps(run_one(args)))
         return
-    ours = run_in_subprocess("ours", argv)
-    result = dict(ours)
-    if args.official_src:
-        official = run_in_subprocess("official", argv)
-        print(json.dumps(official))
-        print(json.dumps(ours))
-        result["official_step_s_median"] = official["step_s_median"]
-        result["official_peak_rss_mb"] = official["peak_rss_mb"]
-        result["speedup_vs_official"] = official["step_s_median"] / ours["step_s_median"]
-        result["memory_ratio_vs_official"] = ours["peak_rss_mb"] / official["peak_rss_mb"]
-    print(json.dumps(result))
+    if not args.official_src:
+        print(json.dumps(run_in_subprocess("ours", argv)))
+        return
+    runs = {"official": [], "ours": []}
+    for _ in range(args.rounds):  # alternate, so a slow spell of the machine hits both
+        for impl in runs:
+            runs[impl].append(run_in_subprocess(impl, argv))
+    official, ours = combine(runs["official"]), combine(runs["ours"])
+    print(json.dumps(official))
+    print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
+                      "official_peak_rss_mb": official["peak_rss_mb"],
+                      "speedup_vs_official": official["step_s_median"] / ours["step_s_median"],
+                      "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}))
 
 
 if __name__ == "__main__":

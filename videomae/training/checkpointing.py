@@ -112,9 +112,10 @@ def save_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch
     barrier(d)
 
 
-def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict) -> None:
+def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict, class_names: list[str] | None = None) -> None:
     """Replace `path` atomically with the model in the project's format (`create_model(pretrained=path)`
-    loads it) plus `meta.json`. Collective under FSDP; rank 0 writes."""
+    loads it) plus `meta.json`, and `labels.txt` (one class name per line, read by `videomae predict`)
+    when the classes have names. Collective under FSDP; rank 0 writes."""
     state = full_model_state(model)
     if d.is_main:
         check_finite(state)
@@ -125,6 +126,9 @@ def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict) -> None:
             save_pretrained(plain, tmp)
             with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as handle:
                 json.dump(meta, handle, indent=2)
+            if class_names:
+                with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as handle:
+                    handle.write("\n".join(class_names) + "\n")
 
         _write_dir_atomically(path, write)
     barrier(d)

@@ -288,7 +288,8 @@ class Trainer:
             bar.close()
             metrics.close()
         result.step, result.skipped = step, meta["skipped"]
-        save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage})
+        save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage},
+                       class_names=getattr(self.task.train_set, "class_names", None))
         if self.ema is not None:
             save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step})
         if self.task.test_set is not None and cfg.test_at_end:
