@@ -44,6 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile our blocks, as the engine's compile=true does")
+    p.add_argument("--official-compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
     p.add_argument("--mmap-threshold-mb", type=int, default=0,
@@ -63,7 +67,11 @@ def build_ours(args):
     from videomae import create_model
     from videomae.training.objective import pretraining_loss
 
+    from videomae.training.parallelize import apply_compile
+
     model = create_model(args.model, use_checkpoint=args.checkpointing).to(args.device)
+    if args.compile:
+        apply_compile(model)
     cfg = model.config
 
     def step(video, encoder_mask, decoder_mask):
@@ -106,6 +114,8 @@ def build_official(args):
     cfg = get_config(args.model)
     model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.checkpointing)
     model = model.to(args.device)
+    if args.official_compile != "off":  # run_mae_pretraining.py compiles whenever torch > 1.13.1
+        model = torch.compile(model)
     mean = torch.tensor(IMAGENET_MEAN, device=args.device).view(1, 3, 1, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=args.device).view(1, 3, 1, 1, 1)
     p = cfg.patch_size

@@ -119,3 +119,23 @@ def test_consecutive_non_finite_losses_stop_the_run(tiny_recipe, tmp_path, monke
 def test_a_non_finite_checkpoint_is_never_written():
     with pytest.raises(DivergenceError, match="no checkpoint written"):
         check_finite({"w": torch.tensor([1.0, math.inf])})
+
+
+def test_model_ema_follows_the_timm_formula():
+    model = torch.nn.Linear(2, 2)
+    ema = engine.ModelEma(model, decay=0.75)
+    start = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)
+    for key, value in ema.module.state_dict().items():
+        torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * model.state_dict()[key])
+
+
+def test_ema_run_exports_the_averaged_model(tiny_recipe, tmp_path):
+    run(tiny_recipe("tiny_finetune", tmp_path, *FAST_FT, "max_steps=3", "ema_decay=0.5"))
+    ema = create_model(pretrained=str(tmp_path / "export_ema"))
+    trained = create_model(pretrained=str(tmp_path / "export"))
+    differs = [not torch.equal(a, b) for a, b in zip(ema.state_dict().values(), trained.state_dict().values())]
+    assert any(differs)
