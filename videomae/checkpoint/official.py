@@ -83,8 +83,8 @@ def _unsafe_message(path: Path, error: Exception) -> str:
         return f"cannot read {path} as a PyTorch checkpoint (corrupt, truncated or another kind of file)"
     return (f"refusing to load {path}: it contains code or objects that are not plain tensors "
             f"(pickle global: {', '.join(sorted(set(names)))}), and unpickling them could run arbitrary code. "
-            "Only tensors, plain containers and argparse.Namespace are accepted. If you trust the file, re-save "
-            "its weights alone: `sd = torch.load(path, weights_only=False)['model']; torch.save(sd, 'clean.pth')`.")
+            "Only tensors, plain containers and argparse.Namespace are accepted. Only if you trust the file and "
+            "its source: open it once with weights_only=False, re-save just its state dict with torch.save, and load that.")
 
 
 def unwrap_container(obj: object, source: str) -> dict[str, torch.Tensor]:
