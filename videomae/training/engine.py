@@ -235,12 +235,18 @@ class Trainer:
         summary = {"step": step, "acc1": metrics["acc1"], "acc5": metrics["acc5"]}
         if meta["best_acc1"] is None or metrics["acc1"] > meta["best_acc1"]:
             meta["best_acc1"] = metrics["acc1"]
-            save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary)
+            save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary,
+                           class_names=self.class_names)
         if self.d.is_main:
             with open(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(summary) + "\n")
         log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
         return metrics
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names of the training set's classes, when the data has them (written beside exported models)."""
+        return getattr(self.task.train_set, "class_names", None)
 
     def should_save(self, step: int) -> bool:
         every = self.cfg.save_every or self.steps_per_epoch
@@ -289,7 +295,7 @@ class Trainer:
             metrics.close()
         result.step, result.skipped = step, meta["skipped"]
         save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage},
-                       class_names=getattr(self.task.train_set, "class_names", None))
+                       class_names=self.class_names)
         if self.ema is not None:
             save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step})
         if self.task.test_set is not None and cfg.test_at_end:
