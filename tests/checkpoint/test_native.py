@@ -52,3 +52,17 @@ def test_bad_native_directories(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="DeepSpeed"):
         load_pretrained(tmp_path)
+
+
+def test_a_name_does_not_override_the_architecture_a_checkpoint_carries(tmp_path):
+    from videomae import create_model
+    from videomae.checkpoint import save_pretrained
+
+    tiny = dict(img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=1, num_heads=2)
+    save_pretrained(create_model("vit_small_patch16_224", **tiny, num_classes=5), tmp_path / "clf")
+    loaded = create_model("vit_small_patch16_224", pretrained=str(tmp_path / "clf"))  # ViT-S name, tiny weights
+    assert (loaded.config.embed_dim, loaded.config.depth, loaded.config.num_classes) == (32, 1, 5)
+    save_pretrained(create_model("pretrain_videomae_small_patch16_224", **tiny, decoder_embed_dim=16,
+                                 decoder_depth=1, decoder_num_heads=2), tmp_path / "pt")
+    encoder = create_model("vit_small_patch16_224", pretrained=str(tmp_path / "pt"), num_classes=3)
+    assert encoder.config.kind == "classifier" and encoder.config.embed_dim == 32 and encoder.config.num_classes == 3

@@ -22,3 +22,33 @@ def test_stage_mismatch_and_bad_override_exit_2_without_traceback(capsys):
     assert main(["pretrain", "tiny", "optim.nope=1"]) == 2
     err = capsys.readouterr().err
     assert "unknown setting 'optim.nope'" in err and "Traceback" not in err
+
+
+def test_every_training_command_end_to_end_in_a_subprocess(tmp_path):
+    """pretrain -> finetune -> probe, distill and eval, each as `python -m videomae ...` in its own process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    small = ["max_steps=2", "tensorboard=false", "data.synthetic.num_videos=16", "test_at_end=false", "val_every=0"]
+
+    def videomae(*args):
+        done = subprocess.run([sys.executable, "-m", "videomae", *args], cwd=repo, capture_output=True, text=True,
+                              timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        return done
+
+    videomae("pretrain", "tiny", f"output_dir={tmp_path / 'pt'}", *small)
+    videomae("finetune", "tiny_finetune", f"output_dir={tmp_path / 'ft'}", f"pretrained={tmp_path / 'pt' / 'export'}",
+             *small)
+    videomae("probe", "tiny_probe", f"output_dir={tmp_path / 'probe'}", f"pretrained={tmp_path / 'pt' / 'export'}",
+             *small)
+    videomae("distill", "tiny_distill", f"output_dir={tmp_path / 'kd'}", f"distill.teacher={tmp_path / 'ft' / 'export'}",
+             *small)
+    videomae("eval", "tiny_finetune", "stage=eval", f"output_dir={tmp_path / 'eval'}",
+             f"pretrained={tmp_path / 'ft' / 'export'}", "data.synthetic.num_videos=8", "tensorboard=false")
+    for run in ("pt", "ft", "probe", "kd"):
+        assert len((tmp_path / run / "metrics.jsonl").read_text().splitlines()) == 2, run
+    assert (tmp_path / "eval").exists()

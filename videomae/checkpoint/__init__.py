@@ -71,18 +71,26 @@ def read_source(path: str | Path) -> Source:
 
 
 def choose_config(source: Source, name: str | None, overrides: dict) -> ModelConfig:
-    """The architecture to build: the named one, else the checkpoint's own; overrides apply to either.
+    """The architecture to build; overrides apply in every case.
 
-    With a name and no `num_classes` override, a classifier checkpoint's head size is kept.
+    A checkpoint that carries its architecture (our format, Hugging Face) is built as saved, and a name only
+    chooses the kind (a classifier from a pretraining checkpoint). Otherwise the named architecture is used,
+    or, with no name, one inferred from the weights. With a name and no `num_classes` override, a classifier
+    checkpoint's head size is kept.
     """
     if name is None:
         if source.config is not None:
             return source.config.replace(**overrides)
         return ModelConfig().replace(**{**infer_fields(source.state, overrides), **overrides})
-    config = get_config(name, **overrides)
-    if config.kind == "classifier" and "num_classes" not in overrides and "head.weight" in source.state:
-        config = config.replace(num_classes=source.state["head.weight"].shape[0])
-    return config
+    named = get_config(name, **overrides)
+    if source.config is not None:
+        config = source.config.replace(kind=named.kind, **overrides)
+        if named.kind != source.config.kind and "num_classes" not in overrides:
+            config = config.replace(num_classes=named.num_classes)
+        return config
+    if named.kind == "classifier" and "num_classes" not in overrides and "head.weight" in source.state:
+        named = named.replace(num_classes=source.state["head.weight"].shape[0])
+    return named
 
 
 def load_pretrained_with_report(path: str | Path, name: str | None = None, *, strict: bool = True,
