@@ -8,7 +8,6 @@ is what `ShardedSampler` yields: the epoch then travels with the index, so persi
 from __future__ import annotations
 
 import os
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -209,7 +209,8 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
     if os.path.isdir(manifest):
         return _read_class_tree(manifest, class_names)
     if not os.path.isfile(manifest):
-        raise DataError(f"manifest {manifest} does not exist")
+        raise DataError(f"manifest {manifest} does not exist; point the run at your data with "
+                        f"data.manifest=PATH (a list file, a CSV with a path,label header, or a folder per class)")
     first = _first_line(manifest)
     if first.replace(" ", "").split(",") == SHARD_INDEX_HEADER:
         return _read_shard_index(manifest)
