@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from videomae.errors import ConfigError
 from videomae.masking import kept_indices, token_grid
 from videomae.models.config import ModelConfig
+from videomae.models.recompute import gelu_linear, norm_linear
 
 # ----------------------------------------------------------------------------------------------------
 # Tokens and positions
@@ -120,62 +121,41 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm: nn.LayerNorm | None = None,
+                num_queries: int | None = None) -> torch.Tensor:
+        """Attention over x (B, N, D), or over norm(x) when norm is given (fused: norm(x) is not stored).
+
+        num_queries: return only the last rows (B, num_queries, D); they still attend to all N tokens.
+        """
         b, n, d = x.shape
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # k has no bias
-        qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
+        qkv = norm_linear(x, norm, self.qkv.weight, bias)  # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, hd)
+        if num_queries is not None:
+            q = q[:, :, n - num_queries:]  # (B, h, Nq, hd)
         dropout = self.attn_drop if self.training else 0.0
         if self.fused:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, h, N, hd)
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, h, Nq, hd)
         else:  # the official explicit path, kept for FLOP counting and as a reference
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, h, N, N)
+            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, h, Nq, N)
             x = F.dropout(attn, dropout) @ v
-        x = x.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
+        x = x.transpose(1, 2).reshape(b, q.shape[2], d)  # (B, Nq, D)
         return self.proj_drop(self.proj(x))
-
-
-class _GeluLinear(torch.autograd.Function):
-    """fc2(gelu(h)) that saves only h and recomputes the cheap GELU in backward.
-
-    Autograd would keep both h and gelu(h), the two largest activations of a block (4·D wide each);
-    recomputing one elementwise GELU frees one of them at no extra matrix product. Same numerics.
-    """
-
-    @staticmethod
-    def forward(ctx, h, weight, bias):
-        ctx.save_for_backward(h, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        h, weight = ctx.saved_tensors
-        weight = weight.to(grad_out.dtype)  # under autocast the forward ran in the low-precision dtype
-        with torch.enable_grad():
-            h_ = h.detach().requires_grad_(True)
-            activated = F.gelu(h_)
-        grad_weight = grad_out.flatten(0, -2).t() @ activated.detach().to(grad_out.dtype).flatten(0, -2)
-        grad_bias = grad_out.flatten(0, -2).sum(0) if ctx.has_bias else None
-        (grad_h,) = torch.autograd.grad(activated, h_, (grad_out @ weight).to(activated.dtype))
-        return grad_h, grad_weight, grad_bias
 
 
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, drop: float):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()  # exact erf GELU, as official
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc1(x)  # (B, N, 4D)
-        if torch.is_grad_enabled():
-            return self.drop(_GeluLinear.apply(h, self.fc2.weight, self.fc2.bias))
-        return self.drop(self.fc2(self.act(h)))
+    def forward(self, x: torch.Tensor, norm: nn.LayerNorm | None = None) -> torch.Tensor:
+        """MLP of x (B, N, D), or of norm(x) when norm is given (fused: norm(x) is not stored)."""
+        h = norm_linear(x, norm, self.fc1.weight, self.fc1.bias)  # (B, N, 4D)
+        return self.drop(gelu_linear(h, self.fc2))  # gelu(h) is not stored either
 
 
 class Block(nn.Module):
@@ -190,9 +170,13 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate)
         self.drop_path_rate = drop_path_rate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path_rate, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
+    def forward(self, x: torch.Tensor, num_out: int | None = None) -> torch.Tensor:
+        """(B, N, D) -> (B, N, D), or only the last num_out rows (B, num_out, D) when the rest are not used."""
+        attended = self.attn(x, self.norm1, num_out)  # (B, num_out or N, D)
+        if num_out is not None:
+            x = x[:, x.shape[1] - num_out:]
+        x = x + drop_path(attended, self.drop_path_rate, self.training)
+        return x + drop_path(self.mlp(x, self.norm2), self.drop_path_rate, self.training)
 
 
 def make_blocks(dim: int, num_heads: int, depth: int, config: ModelConfig) -> nn.ModuleList:
@@ -200,12 +184,16 @@ def make_blocks(dim: int, num_heads: int, depth: int, config: ModelConfig) -> nn
     return nn.ModuleList(Block(dim, num_heads, config, rate) for rate in rates)
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool) -> torch.Tensor:
-    for block in blocks:
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool,
+               num_out: int | None = None) -> torch.Tensor:
+    """Apply the blocks in turn; the last one computes only the last num_out rows if given (the others
+    are still needed as keys and values up to there, but not after)."""
+    for i, block in enumerate(blocks):
+        rows = num_out if i == len(blocks) - 1 else None
         if use_checkpoint and torch.is_grad_enabled():
-            x = checkpoint(block, x, use_reentrant=False)  # recompute activations in backward
+            x = checkpoint(block, x, rows, use_reentrant=False)  # recompute activations in backward
         else:
-            x = block(x)
+            x = block(x, rows)
     return x
 
 
@@ -329,8 +317,8 @@ class PretrainDecoder(nn.Module):
         self.use_checkpoint = c.use_checkpoint
 
     def forward(self, x: torch.Tensor, num_predicted: int) -> torch.Tensor:
-        x = run_blocks(self.blocks, x, self.use_checkpoint)  # (B, N_vis + N_dec, Dd)
-        return self.head(self.norm(x[:, -num_predicted:]))  # (B, N_dec, P)
+        x = run_blocks(self.blocks, x, self.use_checkpoint, num_out=num_predicted)  # (B, N_dec, Dd)
+        return norm_linear(x, self.norm, self.head.weight, self.head.bias)  # (B, N_dec, P)
 
 
 class PretrainVisionTransformer(nn.Module):
