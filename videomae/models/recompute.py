@@ -17,14 +17,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def _linear_grads(grad_out: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor,
-                  needs: tuple[bool, bool, bool]):
-    """Gradients of F.linear(inp, weight, bias) for those of (inp, weight, bias) that need one."""
+def _weight_grads(grad_out: torch.Tensor, inp, needs_weight: bool, needs_bias: bool):
+    """Weight and bias gradients of F.linear(inp(), weight, bias); inp is only computed when needed."""
     grad_2d = grad_out.flatten(0, -2)  # (M, out)
-    grad_inp = grad_out @ weight.to(grad_out.dtype) if needs[0] else None  # (..., in)
-    grad_weight = grad_2d.t() @ inp.to(grad_out.dtype).flatten(0, -2) if needs[1] else None  # (out, in)
-    grad_bias = grad_2d.sum(0) if needs[2] else None
-    return grad_inp, grad_weight, grad_bias
+    grad_weight = grad_2d.t() @ inp().to(grad_out.dtype).flatten(0, -2) if needs_weight else None  # (out, in)
+    grad_bias = grad_2d.sum(0) if needs_bias else None
+    return grad_weight, grad_bias
+
+
+def _input_grad(grad_out: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Gradient of F.linear(inp, weight) with respect to inp, in inp's dtype: (..., out) -> (..., in)."""
+    return (grad_out @ weight.to(grad_out.dtype)).to(dtype)
 
 
 class _NormLinear(torch.autograd.Function):
@@ -39,16 +42,16 @@ class _NormLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, norm_weight, norm_bias, weight = ctx.saved_tensors
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_(need) for t, need in
-                      zip((x, norm_weight, norm_bias), ctx.needs_input_grad[:3])]
-            normed = F.layer_norm(leaves[0], x.shape[-1:], leaves[1], leaves[2], ctx.eps)
         needs = ctx.needs_input_grad
-        grad_normed, grad_weight, grad_bias = _linear_grads(grad_out, normed.detach(), weight,
-                                                            (any(needs[:3]), needs[4], needs[5]))
-        wanted = [leaf for leaf in leaves if leaf.requires_grad]
-        grads = iter(torch.autograd.grad(normed, wanted, grad_normed.to(normed.dtype)) if wanted else ())
-        grad_x, grad_norm_weight, grad_norm_bias = (next(grads) if leaf.requires_grad else None for leaf in leaves)
+        shape = x.shape[-1:]
+        normed, mean, rstd = torch.native_layer_norm(x, shape, norm_weight, norm_bias, ctx.eps)  # as forward
+        grad_weight, grad_bias = _weight_grads(grad_out, lambda: normed, needs[4], needs[5])
+        del normed  # before the input gradient is allocated
+        grad_x = grad_norm_weight = grad_norm_bias = None
+        if any(needs[:3]):
+            grad_x, grad_norm_weight, grad_norm_bias = torch.ops.aten.native_layer_norm_backward(
+                _input_grad(grad_out, weight, x.dtype), x, shape, mean, rstd, norm_weight, norm_bias,
+                list(needs[:3]))
         return grad_x, grad_norm_weight, grad_norm_bias, None, grad_weight, grad_bias
 
 
@@ -63,14 +66,12 @@ class _GeluLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         h, weight = ctx.saved_tensors
-        with torch.enable_grad():
-            leaf = h.detach().requires_grad_(True)
-            activated = F.gelu(leaf)
-        grad_activated, grad_weight, grad_bias = _linear_grads(grad_out, activated.detach(), weight,
-                                                               ctx.needs_input_grad)
+        needs = ctx.needs_input_grad
+        grad_weight, grad_bias = _weight_grads(grad_out, lambda: F.gelu(h), needs[1], needs[2])
         grad_h = None
-        if grad_activated is not None:
-            (grad_h,) = torch.autograd.grad(activated, leaf, grad_activated.to(activated.dtype))
+        if needs[0]:
+            grad_h = _input_grad(grad_out, weight, h.dtype)  # gradient of gelu(h), turned in place into h's
+            torch.ops.aten.gelu_backward.grad_input(grad_h, h, grad_input=grad_h)
         return grad_h, grad_weight, grad_bias
 
 
