@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
-    p.add_argument("--impl", choices=["ours", "official", "both"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile our blocks, as the engine's compile=true does")
     p.add_argument("--official-compile", choices=["auto", "on", "off"], default="auto",
@@ -58,9 +58,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--official-allocator", choices=["own", "ours"], default="own",
                    help="own: the official run keeps the default allocator (it sets nothing); ours: give it "
                         "our policy too (tensors on huge pages, the auto mmap threshold), to compare the code alone")
-    p.add_argument("--interleave", action="store_true",
-                   help="with --official-src: also time both in one process, steps alternating, and take the "
-                        "speed-up from there (robust on a noisy machine); memory still comes from separate runs")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     return p.parse_args(argv)
 
@@ -232,33 +229,6 @@ def run_one(args) -> dict:
             "loss_last": losses[-1], **peak_memory_mb(args.device)}
 
 
-def run_interleaved(args) -> dict:
-    """Both implementations in one process, steps alternating (ABBA): the machine's slow spells hit both
-    alike, so the time ratio is fair even on a noisy machine. Peak memory is not separable here."""
-    from videomae.training.memory import limit_heap_slack, resolve_threshold
-
-    torch.set_num_threads(args.threads)
-    ours_threshold = resolve_threshold(args.mmap_threshold_mb)
-    official_threshold = ours_threshold if args.official_allocator == "ours" else _GLIBC_MAX_DYNAMIC_THRESHOLD_MB
-    steps = {"official": prepare(args, "official"), "ours": prepare(args, "ours")}
-    thresholds = {"official": official_threshold, "ours": ours_threshold}
-    times = {"official": [], "ours": []}
-    for i in range(args.warmup + args.steps):
-        for impl in ("official", "ours") if i % 2 == 0 else ("ours", "official"):
-            limit_heap_slack(thresholds[impl])
-            seconds, _ = steps[impl]()
-            if i >= args.warmup:
-                times[impl].append(seconds)
-    official, ours = (statistics.median(times[k]) for k in ("official", "ours"))
-    return {"mode": "interleaved", "official_step_s_median": official, "ours_step_s_median": ours,
-            "official_step_s_all": [round(t, 3) for t in times["official"]],
-            "ours_step_s_all": [round(t, 3) for t in times["ours"]], "speedup_vs_official": official / ours}
-
-
-# glibc's default mmap threshold rises to this after the first large frees; a fixed value stands in for it
-_GLIBC_MAX_DYNAMIC_THRESHOLD_MB = 32
-
-
 def run_in_subprocess(impl: str, argv: list[str]) -> dict:
     cmd = [sys.executable, __file__, *argv, "--impl", impl]
     env = dict(os.environ)
@@ -281,8 +251,8 @@ def combine(runs: list[dict]) -> dict:
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.impl:  # a child process: time one implementation, or both interleaved
-        print(json.dumps(run_interleaved(args) if args.impl == "both" else run_one(args)))
+    if args.impl:  # a child process: time one implementation
+        print(json.dumps(run_one(args)))
         return
     if not args.official_src:
         print(json.dumps(run_in_subprocess("ours", argv)))
@@ -293,16 +263,14 @@ def main(argv=None) -> None:
             runs[impl].append(run_in_subprocess(impl, argv))
     official, ours = combine(runs["official"]), combine(runs["ours"])
     print(json.dumps(official))
-    summary = {**ours, "official_step_s_median": official["step_s_median"],
-               "official_peak_rss_mb": official["peak_rss_mb"],
-               "speedup_vs_official": official["step_s_median"] / ours["step_s_median"],
-               "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}
-    if args.interleave:
-        interleaved = run_in_subprocess("both", argv)
-        print(json.dumps(interleaved))
-        summary.update(speedup_separate_runs=summary["speedup_vs_official"],
-                       speedup_vs_official=interleaved["speedup_vs_official"])
-    print(json.dumps(summary))
+    # the speed-up of each round (two runs next to each other in time), then the median over rounds: the
+    # machine's slow spells drift over minutes, so pooling all steps would mix fast and slow spells
+    round_speedups = [o["step_s_median"] / u["step_s_median"] for o, u in zip(runs["official"], runs["ours"])]
+    print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
+                      "official_peak_rss_mb": official["peak_rss_mb"],
+                      "speedup_per_round": [round(r, 3) for r in round_speedups],
+                      "speedup_vs_official": statistics.median(round_speedups),
+                      "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}))
 
 
 if __name__ == "__main__":

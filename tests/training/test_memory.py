@@ -16,7 +16,7 @@ def test_threshold_is_applied_on_glibc():
     assert limit_heap_slack(1) is True
 
 
-@pytest.mark.parametrize("env, expected", [("1", 1), ("0", 0), ("", 0), ("yes", 0)])
+@pytest.mark.parametrize("env, expected", [("1", 2), ("0", 0), ("", 0), ("yes", 0)])
 def test_auto_threshold_only_with_tensors_on_huge_pages(monkeypatch, env, expected):
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", env)
     assert thp_tensors() is bool(expected)

@@ -1,9 +1,10 @@
 """VideoMAE V2 video vision transformers: the classifier and the dual-masking pretraining model.
 
 Parameter names, shapes and numerics are exactly those of the official code (reference §1-§3), so official
-state dicts load with no renaming. The speed comes from three things that leave the numerics unchanged:
-`F.scaled_dot_product_attention`, gathers by index instead of boolean indexing (static shapes), and
-patch-embedding only the tokens the encoder sees.
+state dicts load with no renaming. Speed and memory come from things that leave the numerics unchanged:
+`F.scaled_dot_product_attention`, gathers by index instead of boolean indexing (static shapes),
+patch-embedding only the tokens the encoder sees, a last decoder block that computes only the predicted rows,
+and linear layers that recompute their LayerNorm or GELU input in backward (`recompute.py`).
 
 Shapes: B batch, N tokens of the whole clip in (t, h, w) order, D encoder width, Dd decoder width,
 P = 3 x tubelet x patch^2 values per token.

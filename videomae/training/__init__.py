@@ -6,20 +6,25 @@
 See docs/training.md for recipes, overrides, scaling and resume.
 """
 
-from videomae.training.checkpointing import DivergenceError, list_checkpoints
-from videomae.training.config import (
-    DistillConfig,
-    OptimConfig,
-    TrainConfig,
-    apply_override,
-    list_recipes,
-    load_recipe,
-)
-from videomae.training.engine import RunResult, Trainer, evaluate_run, run
-from videomae.training.evaluation import compute_metrics, evaluate, merge_views
+import importlib
 
-__all__ = [
-    "DistillConfig", "DivergenceError", "OptimConfig", "RunResult", "TrainConfig", "Trainer", "apply_override",
-    "compute_metrics", "evaluate", "evaluate_run", "list_checkpoints", "list_recipes", "load_recipe", "merge_views",
-    "run",
-]
+# Names exported here, imported on first use: the engine pulls in data loading (torchvision, PIL, PyAV,
+# about 170 MB of resident memory), which the objective and the memory policy do not need.
+_EXPORTS = {
+    "DivergenceError": "checkpointing", "list_checkpoints": "checkpointing",
+    "DistillConfig": "config", "OptimConfig": "config", "TrainConfig": "config", "apply_override": "config",
+    "list_recipes": "config", "load_recipe": "config",
+    "RunResult": "engine", "Trainer": "engine", "evaluate_run": "engine", "run": "engine",
+    "compute_metrics": "evaluation", "evaluate": "evaluation", "merge_views": "evaluation",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'videomae.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"videomae.training.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -112,9 +112,10 @@ class TrainConfig:
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
         mmap_threshold_mb: CPU allocations at least this large (MiB) are returned to the OS when freed
-            (glibc), so peak RSS stays near live memory (ViT-B pretraining step: -12%). None = auto: 1 when
-            PyTorch puts tensors on transparent huge pages (`import videomae` before torch does), which
-            makes it free; 0 = the C library's default (on 4 KiB pages a threshold costs ~13% step time).
+            (glibc), so peak RSS stays nearer live memory (ViT-B pretraining step: 2.6-2.75 -> 2.44-2.51 GB at
+            2). None = auto: 2 when PyTorch puts tensors on transparent huge pages (`import videomae` before
+            torch does), at about +5% step time; else 0, the C library's default. 1 saves a little more memory
+            (2.37 GB) for about +13% step time. See docs/training.md, "CPU memory".
     """
 
     stage: str = "finetune"
