@@ -3,8 +3,10 @@
 Autograd keeps the input of every matrix product for the weight gradient. When that input is a LayerNorm
 or GELU output, it is a full extra copy of an activation that is one elementwise op away from a tensor
 kept anyway (the residual stream, the fc1 output). These functions keep only that tensor and recompute
-the elementwise op in backward: the same matrix products, the same numerics, 2.5 fewer activations of
-width D per transformer block (measured: ViT-B pretraining step, 591 -> 490 MB saved for backward).
+the elementwise op in backward: the same matrix products, the same numerics, and per transformer block
+two activations of width D (the two LayerNorm outputs) and one of width 4·D (the GELU output) fewer.
+Measured on the ViT-B pretraining step: of the 769 MB plain autograd would save for backward, the GELU
+recompute keeps 178 MB off and the LayerNorm recompute another 94 MB.
 
 Under autocast the forward's matrix product runs in the autocast dtype; backward runs its products in the
 dtype of the incoming gradient, as autograd does for an autocast `F.linear`.
