@@ -6,10 +6,6 @@ import argparse
 import json
 import os
 
-from videomae.data.build import split_manifest
-from videomae.data.decoders import resolve_backend
-from videomae.data.manifests import guess_stage, read_manifest, with_source
-from videomae.data.tools import prepare_videos, scan_samples
 from videomae.errors import DataError
 
 
@@ -44,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     """Exit 0 when every file decodes, 1 when some do not."""
+    # imported here: the data stack (torchvision, PyAV) takes seconds to load, and `--help` needs none of it
+    from videomae.data.build import split_manifest
+    from videomae.data.decoders import resolve_backend
+    from videomae.data.manifests import guess_stage, read_manifest, with_source
+    from videomae.data.tools import scan_samples
+
     if args.workers < 1:
         raise DataError("--workers must be at least 1")
     backend = resolve_backend(args.backend)
@@ -61,6 +63,8 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Exit 0 when every video was re-encoded, 1 when some failed (listed in DST/prepare_failures.jsonl)."""
+    from videomae.data.tools import prepare_videos
+
     if not os.path.isdir(args.src):
         raise DataError(f"source folder {args.src} does not exist")
     if args.short_side < 2 or args.workers < 1:
