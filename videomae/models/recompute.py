@@ -19,10 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def _weight_grads(grad_out: torch.Tensor, inp, needs_weight: bool, needs_bias: bool):
-    """Weight and bias gradients of F.linear(inp(), weight, bias); inp is only computed when needed."""
+def _weight_grads(grad_out: torch.Tensor, inp: torch.Tensor | None, needs_bias: bool):
+    """Weight and bias gradients of F.linear(inp, weight, bias); no weight gradient when inp is None."""
     grad_2d = grad_out.flatten(0, -2)  # (M, out)
-    grad_weight = grad_2d.t() @ inp().to(grad_out.dtype).flatten(0, -2) if needs_weight else None  # (out, in)
+    grad_weight = None if inp is None else grad_2d.t() @ inp.to(grad_out.dtype).flatten(0, -2)  # (out, in)
     grad_bias = grad_2d.sum(0) if needs_bias else None
     return grad_weight, grad_bias
 
@@ -47,7 +47,7 @@ class _NormLinear(torch.autograd.Function):
         needs = ctx.needs_input_grad
         shape = x.shape[-1:]
         normed, mean, rstd = torch.native_layer_norm(x, shape, norm_weight, norm_bias, ctx.eps)  # as forward
-        grad_weight, grad_bias = _weight_grads(grad_out, lambda: normed, needs[4], needs[5])
+        grad_weight, grad_bias = _weight_grads(grad_out, normed if needs[4] else None, needs[5])
         del normed  # before the input gradient is allocated
         grad_x = grad_norm_weight = grad_norm_bias = None
         if any(needs[:3]):
@@ -69,7 +69,7 @@ class _GeluLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         h, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_weight, grad_bias = _weight_grads(grad_out, lambda: F.gelu(h), needs[1], needs[2])
+        grad_weight, grad_bias = _weight_grads(grad_out, F.gelu(h) if needs[1] else None, needs[2])
         grad_h = None
         if needs[0]:
             grad_h = _input_grad(grad_out, weight, h.dtype)  # gradient of gelu(h), turned in place into h's
