@@ -147,17 +147,20 @@ def build_official(args):
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float = 0.05):
-    """Official grouping: no decay for 1-D tensors, biases and mask_token."""
+    """The official run's grouping: no decay for 1-D tensors, biases and mask_token."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim <= 1 or name.endswith(".bias") or name == "mask_token" else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model, impl: str, device: str) -> torch.optim.Optimizer:
+def make_optimizer(model, impl: str) -> torch.optim.Optimizer:
     if impl == "official":  # torch.optim.AdamW with its defaults, as the official optimizer factory
         return torch.optim.AdamW(param_groups(model), lr=1e-4, betas=(0.9, 0.95))
-    return torch.optim.AdamW(param_groups(model), lr=1e-4, betas=(0.9, 0.95), fused=True)
+    from videomae.training.config import OptimConfig
+    from videomae.training.optim import build_optimizer
+
+    return build_optimizer(model, OptimConfig(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05))  # as the engine
 
 
 def peak_memory_mb(device: str) -> dict:
@@ -180,7 +183,7 @@ def prepare(args, impl: str):
     torch.manual_seed(0)
     model, step, cfg = (build_official if impl == "official" else build_ours)(args)
     model.train()
-    optimizer = make_optimizer(model, impl, args.device)
+    optimizer = make_optimizer(model, impl)
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=_dtype(args) == "bf16")
     grid = token_grid(cfg.num_frames, cfg.image_hw, cfg.tubelet_size, cfg.patch_size)
     video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -86,8 +87,18 @@ def test_lr_scaling_rules():
     assert scaled_lr(OptimConfig(lr=1e-3, lr_rule="none"), 512, 2)[0] == 1e-3
 
 
-def test_adamw_uses_a_multi_tensor_path():
+def test_adamw_is_fused_and_steps_as_the_per_tensor_reference():
     model = create_model("vit_small_patch16_224", **TINY)
-    optimizer = build_optimizer(model, OptimConfig())
-    assert optimizer.defaults["foreach"] or optimizer.defaults["fused"]
-    assert isinstance(optimizer, torch.optim.AdamW)
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, weight_decay=0.05))
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]
+    reference = copy.deepcopy(model)
+    reference_groups = [{"params": [dict(reference.named_parameters())[n] for n in g["names"]],
+                         "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+    plain = torch.optim.AdamW(reference_groups, lr=1e-3, betas=(0.9, 0.999), foreach=False)
+    for net in (model, reference):
+        for i, param in enumerate(net.parameters()):
+            param.grad = torch.full_like(param, 0.01 * (i + 1)).sin()
+    optimizer.step()
+    plain.step()
+    for (name, got), want in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0, msg=name)
