@@ -55,8 +55,8 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     """AdamW over `param_groups`, fused (one kernel per step, no temporaries) on the CPU and GPUs alike.
 
-    Measured on the ViT-B pretraining model, 2-core CPU: the fused step takes 0.055 s and no extra memory; the
-    foreach step 0.24 s and +365 MB of temporaries, which land on the training step's memory peak.
+    Measured on the ViT-B pretraining model, 2-core CPU: the fused step takes 0.055 s and allocates nothing;
+    the foreach step takes 0.24 s, and its temporaries raise the training step's peak RSS by 220-240 MB.
     """
     groups = param_groups(model, cfg.weight_decay, cfg.layer_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=0.0, fused=True)
