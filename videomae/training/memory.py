@@ -34,9 +34,9 @@ def limit_heap_slack(threshold_mb: int | None) -> bool:
     glibc raises its mmap threshold on the fly (up to 32 MiB) after the first large free; activations of a
     few MiB then come from the heap, which fragments and holds peak RSS well above the memory actually live.
     With a fixed threshold every large allocation faults its pages in afresh instead. Measured on the ViT-B
-    pretraining step (2-core CPU, tensors on huge pages): glibc's default 2.61-2.75 GB; 2 MiB (every mapped
-    tensor on huge pages) 2.44-2.51 GB for about +5% step time; 1 MiB 2.37 GB for about +13% (tensors just
-    under 2 MiB then fault 4 KiB pages). None = auto (2 MiB with huge pages, else the C library's default);
+    pretraining step (2-core CPU, tensors on huge pages, 18 steps): glibc's default 2.70 GB; 2 MiB (every
+    mapped tensor on huge pages) 2.51 GB for +8% step time; 1 MiB 2.39 GB for +17% (tensors just under
+    2 MiB then fault 4 KiB pages). None = auto (2 MiB with huge pages, else the C library's default);
     0 = the C library's default. Returns whether a threshold was set (False off glibc).
     """
     threshold_mb = resolve_threshold(threshold_mb)
