@@ -89,12 +89,13 @@ def test_lr_scaling_rules():
 
 def test_adamw_is_fused_and_steps_as_the_per_tensor_reference():
     model = create_model("vit_small_patch16_224", **TINY)
-    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, weight_decay=0.05))
+    cfg = OptimConfig(lr=1e-3, weight_decay=0.05, betas=(0.9, 0.95))
+    optimizer = build_optimizer(model, cfg)
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]
     reference = copy.deepcopy(model)
     reference_groups = [{"params": [dict(reference.named_parameters())[n] for n in g["names"]],
                          "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
-    plain = torch.optim.AdamW(reference_groups, lr=1e-3, betas=(0.9, 0.999), foreach=False)
+    plain = torch.optim.AdamW(reference_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
     for net in (model, reference):
         for i, param in enumerate(net.parameters()):
             param.grad = torch.full_like(param, 0.01 * (i + 1)).sin()
