@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="own: the official run keeps the default allocator (it sets nothing); ours: give it "
                         "our policy too (tensors on huge pages, the auto mmap threshold), to compare the code alone")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
+                        "FLOPs per step, achieved TFLOP/s and MFU")
     return p.parse_args(argv)
 
 
@@ -68,13 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------------------------------
 
 
-def build_ours(args):
+def build_ours(args, fused_attn: bool = True):
     from videomae import create_model
     from videomae.training.objective import pretraining_loss
 
     from videomae.training.parallelize import apply_compile
 
-    model = create_model(args.model, use_checkpoint=args.checkpointing).to(args.device)
+    model = create_model(args.model, use_checkpoint=args.checkpointing, fused_attn=fused_attn).to(args.device)
     if args.compile:
         apply_compile(model)
     cfg = model.config
@@ -177,24 +180,46 @@ def _synchronized_time(device: str) -> float:
     return time.perf_counter()
 
 
-def prepare(args, impl: str):
-    """Build one implementation; return its config and a function that runs one full step -> (seconds, loss)."""
+def make_masks(args, cfg, batch: int, generator: torch.Generator):
+    """Encoder tube mask and decoder running-cell mask (None = decode every hidden token), (batch, N) each."""
     from videomae.masking import make_mask, token_grid
 
+    grid = token_grid(cfg.num_frames, cfg.image_hw, cfg.tubelet_size, cfg.patch_size)
+    encoder_mask = make_mask("tube", batch, grid, args.mask_ratio, generator=generator)
+    decoder_mask = (make_mask("running_cell", batch, grid, args.decoder_mask_ratio, generator=generator)
+                    if args.decoder_mask_ratio > 0 else None)
+    return encoder_mask, decoder_mask
+
+
+def model_flops_per_step(args) -> float:
+    """Model FLOPs of one step, forward + backward, with attention counted as its matrix products (no recompute).
+
+    Counted by torch's FlopCounterMode on one clip on the CPU with the explicit attention path (the counter
+    does not see CPU fused attention), times the batch: every clip has the same token counts.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "checkpointing": False})
+    model, step, cfg = build_ours(plain, fused_attn=False)  # checkpointing would count its recompute
+    video = torch.randn(1, 3, cfg.num_frames, *cfg.image_hw)
+    with FlopCounterMode(display=False) as counter:
+        step(video, *make_masks(args, cfg, 1, torch.Generator().manual_seed(0))).backward()
+    return counter.get_total_flops() * args.batch
+
+
+def prepare(args, impl: str):
+    """Build one implementation; return its config and a function that runs one full step -> (seconds, loss)."""
     torch.manual_seed(0)
     model, step, cfg = (build_official if impl == "official" else build_ours)(args)
     model.train()
     optimizer = make_optimizer(model, impl)
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=_dtype(args) == "bf16")
-    grid = token_grid(cfg.num_frames, cfg.image_hw, cfg.tubelet_size, cfg.patch_size)
     video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)
     generator = torch.Generator(device=args.device).manual_seed(0)  # the same masks for both implementations
 
     def timed_step():
         start = _synchronized_time(args.device)
-        encoder_mask = make_mask("tube", args.batch, grid, args.mask_ratio, generator=generator)
-        decoder_mask = (make_mask("running_cell", args.batch, grid, args.decoder_mask_ratio, generator=generator)
-                        if args.decoder_mask_ratio > 0 else None)
+        encoder_mask, decoder_mask = make_masks(args, cfg, args.batch, generator)
         with autocast:
             loss = step(video, encoder_mask, decoder_mask)
         loss.backward()
@@ -226,11 +251,16 @@ def run_one(args) -> dict:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             timed_step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
-    return {"impl": args.impl, "model": args.model, "batch": args.batch,
-            "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-            "dtype": _dtype(args), "mmap_threshold_mb": threshold, "thp_tensors": thp_tensors(),
-            "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
-            "loss_last": losses[-1], **peak_memory_mb(args.device)}
+    record = {"impl": args.impl, "model": args.model, "batch": args.batch,
+              "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
+              "dtype": _dtype(args), "mmap_threshold_mb": threshold, "thp_tensors": thp_tensors(),
+              "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
+              "loss_last": losses[-1], **peak_memory_mb(args.device)}
+    if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
+        tflop = model_flops_per_step(args) / 1e12
+        achieved = tflop / record["step_s_median"]
+        record.update(model_tflop_per_step=tflop, achieved_tflops=achieved, mfu=achieved / args.peak_tflops)
+    return record
 
 
 def run_in_subprocess(impl: str, argv: list[str]) -> dict:

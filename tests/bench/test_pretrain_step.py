@@ -1,4 +1,5 @@
-"""bench/pretrain_step.py runs and ends its output with the JSON record BENCHMARKS.md is built from.
+"""bench/pretrain_step.py runs and ends its output with the JSON record BENCHMARKS.md is built from; its model
+FLOPs (for MFU) match the count from the layer shapes.
 
 Only our side: the official model code is not vendored, so `--official-src` cannot run here.
 """
@@ -14,9 +15,27 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_step.py"
 
 
-def test_one_json_record_with_step_time_and_peak_memory():
+def vit_s_step_flops(visible=160, decoded=944, predicted=784, dim=384, depth=12, dec_dim=192, dec_depth=4,
+                     head_dim=64, patch=2 * 16 * 16 * 3) -> int:
+    """Model FLOPs (2·m·k·n per matrix product) of one ViT-S 16x224 clip, tube 90% and running cell 50%."""
+    def mm(m, k, n):
+        return 2 * m * k * n
+
+    def block(rows, queries, keys, d):  # qkv on every row; attention, proj and MLP on the query rows
+        attention = 2 * mm(queries, head_dim, keys) * (d // head_dim)  # q·kᵀ and attn·v, per head
+        return mm(rows, d, 3 * d) + attention + mm(queries, d, d) + mm(queries, d, 4 * d) + mm(queries, 4 * d, d)
+
+    embed = mm(visible, patch, dim)
+    encoder = depth * block(visible, visible, visible, dim)
+    decoder = (dec_depth - 1) * block(decoded, decoded, decoded, dec_dim) + block(decoded, predicted, decoded,
+                                                                                   dec_dim)
+    forward = embed + encoder + mm(visible, dim, dec_dim) + decoder + mm(predicted, dec_dim, patch)
+    return 3 * forward - embed  # backward = 2x forward, less the patch embedding's input gradient (the clip)
+
+
+def test_one_json_record_with_step_time_memory_and_model_flops():
     args = ["--model", "pretrain_videomae_small_patch16_224", "--batch", "1", "--steps", "2", "--warmup", "0",
-            "--threads", "1"]
+            "--threads", "1", "--peak-tflops", "0.5"]
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
@@ -25,3 +44,6 @@ def test_one_json_record_with_step_time_and_peak_memory():
     assert record["peak_rss_mb"] > 100  # a ViT-S with AdamW state cannot fit in less
     assert math.isfinite(record["loss_last"])
     assert record["mmap_threshold_mb"] == (2 if record["thp_tensors"] else 0)  # the engine's auto policy
+    assert record["model_tflop_per_step"] == vit_s_step_flops() / 1e12  # the last decoder block: predicted rows
+    assert math.isclose(record["achieved_tflops"], record["model_tflop_per_step"] / record["step_s_median"])
+    assert math.isclose(record["mfu"], record["achieved_tflops"] / 0.5)
