@@ -200,7 +200,7 @@ def model_flops_per_step(args) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "checkpointing": False})
-    model, step, cfg = build_ours(plain, fused_attn=False)  # checkpointing would count its recompute
+    _, step, cfg = build_ours(plain, fused_attn=False)  # checkpointing would count its recompute
     video = torch.randn(1, 3, cfg.num_frames, *cfg.image_hw)
     with FlopCounterMode(display=False) as counter:
         step(video, *make_masks(args, cfg, 1, torch.Generator().manual_seed(0))).backward()
