@@ -112,10 +112,10 @@ class TrainConfig:
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
         mmap_threshold_mb: CPU allocations at least this large (MiB) are returned to the OS when freed
-            (glibc), so peak RSS stays nearer live memory (ViT-B pretraining step: 2.6-2.75 -> 2.44-2.51 GB at
-            2). None = auto: 2 when PyTorch puts tensors on transparent huge pages (`import videomae` before
-            torch does), at about +5% step time; else 0, the C library's default. 1 saves a little more memory
-            (2.37 GB) for about +13% step time. See docs/training.md, "CPU memory".
+            (glibc), so peak RSS stays nearer live memory (ViT-B pretraining step, steady state: 2.70 -> 2.51 GB
+            at 2). None = auto: 2 when PyTorch puts tensors on transparent huge pages (`import videomae` before
+            torch does), at +8% step time; else 0, the C library's default. 1 saves a little more memory
+            (2.39 GB) for +17% step time. See docs/training.md, "CPU memory".
     """
 
     stage: str = "finetune"
