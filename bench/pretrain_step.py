@@ -53,12 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
+    p.add_argument("--cpu-allocator", choices=["auto", "cache", "glibc"], default="auto",
+                   help="our engine's CPU memory policy (TrainConfig.cpu_allocator); default auto, as the engine")
     p.add_argument("--mmap-threshold-mb", type=int, default=None,
-                   help="our engine's allocator setting (TrainConfig.mmap_threshold_mb); default auto, as the "
-                        "engine; 0 = glibc default")
+                   help="with the glibc policy: TrainConfig.mmap_threshold_mb; default auto, as the engine; "
+                        "0 = glibc default")
     p.add_argument("--official-allocator", choices=["own", "ours"], default="own",
                    help="own: the official run keeps the default allocator (it sets nothing); ours: give it "
-                        "our policy too (tensors on huge pages, the auto mmap threshold), to compare the code alone")
+                        "our policy too (--cpu-allocator), to compare the code alone")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
@@ -237,11 +239,11 @@ def _dtype(args) -> str:
 
 def run_one(args) -> dict:
     """Time one implementation alone in this process (its peak memory is its own)."""
-    from videomae.training.memory import limit_heap_slack, resolve_threshold, thp_tensors
+    from videomae.training.memory import apply_memory_policy, cpu_cache_stats, resolve_threshold, thp_tensors
 
-    own_allocator = args.impl == "official" and args.official_allocator == "own"
-    threshold = resolve_threshold(0 if own_allocator else args.mmap_threshold_mb)
-    limit_heap_slack(threshold)
+    own = args.impl == "official" and args.official_allocator == "own"  # the official code sets nothing
+    allocator = "glibc" if own else apply_memory_policy(args.cpu_allocator, args.mmap_threshold_mb)
+    threshold = 0 if own else resolve_threshold(args.mmap_threshold_mb)
     torch.set_num_threads(args.threads)
     timed_step = prepare(args, args.impl)
     for _ in range(args.warmup):
@@ -253,9 +255,12 @@ def run_one(args) -> dict:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     record = {"impl": args.impl, "model": args.model, "batch": args.batch,
               "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-              "dtype": _dtype(args), "mmap_threshold_mb": threshold, "thp_tensors": thp_tensors(),
+              "dtype": _dtype(args), "cpu_allocator": allocator,
+              "mmap_threshold_mb": threshold if allocator == "glibc" else None, "thp_tensors": thp_tensors(),
               "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
               "loss_last": losses[-1], **peak_memory_mb(args.device)}
+    if cpu_cache_stats():
+        record["cache_high_water_mb"] = cpu_cache_stats()["high_water_bytes"] / 2**20
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
         tflop = model_flops_per_step(args) / 1e12
         achieved = tflop / record["step_s_median"]

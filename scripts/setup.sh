@@ -18,3 +18,7 @@ else
   pip install -e . "torch==2.14.1" "torchvision==0.29.1"
 fi
 .venv/bin/python -c "import torch, videomae; print(f'videomae {videomae.__version__} ready (torch {torch.__version__})')"
+# The CPU tensor cache (videomae/training/memory.py) compiles on first use; build it now, or say why not.
+.venv/bin/python -c "from videomae.training.memory import build_cpu_cache; build_cpu_cache()" 2>/dev/null \
+  && echo "CPU tensor cache built" \
+  || echo "CPU tensor cache unavailable (needs g++ on Linux): CPU training uses glibc's allocator"

@@ -35,7 +35,7 @@ from videomae.training.checkpointing import (
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, init_distributed, sum_across
 from videomae.training.evaluation import evaluate
-from videomae.training.memory import limit_heap_slack
+from videomae.training.memory import apply_memory_policy
 from videomae.training.monitor import MetricsLog, ProgressBar, finite_or_none
 from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
 from videomae.training.parallelize import gradient_sync, parallelize, unwrap
@@ -112,7 +112,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        limit_heap_slack(cfg.mmap_threshold_mb)
+        apply_memory_policy(cfg.cpu_allocator, cfg.mmap_threshold_mb)  # before the loader forks workers
         self.d = d = init_distributed()
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")

@@ -1,13 +1,33 @@
-"""Process-level memory policy of a training run: hand freed activations back to the OS."""
+"""Process-level memory policy of a training run: reuse or hand back freed activations, never hoard them.
+
+Two policies (`TrainConfig.cpu_allocator`):
+- "cache": large CPU tensors come from `cpu_cache.cpp`, a small caching allocator compiled on first use
+  (g++ against the installed torch, cached under ~/.cache/videomae). Freed blocks are reused, so a training
+  step stops faulting its activations in afresh, and the cache never maps more than the most memory ever
+  in use (plus `slack`), so peak RSS stays at the live peak.
+- "glibc": no native code. Large allocations are served by mmap and returned to the OS when freed
+  (`limit_heap_slack`), which keeps the peak low but faults every page in again each step.
+"auto" is the cache when it builds (Linux with a C++ compiler), else glibc.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
+
+from videomae.errors import ConfigError
 
 logger = logging.getLogger("videomae.training")
+
+CPU_ALLOCATORS = ("auto", "cache", "glibc")
+CACHE_SOURCE = Path(__file__).with_name("cpu_cache.cpp")
+CACHE_MIN_BYTES = 1 << 20  # smaller tensors stay with PyTorch's default allocator (glibc's heap)
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt() parameter number
 # PyTorch puts tensors of 2 MiB or more on huge pages: from the same size on, every mapped tensor is on them
@@ -51,3 +71,84 @@ def limit_heap_slack(threshold_mb: int | None) -> bool:
         logger.debug("allocations >= %d MiB are served by mmap (tensors on huge pages: %s)", threshold_mb,
                      thp_tensors())
     return applied
+
+
+# --------------------------------------------------------------------------------------------------
+# The caching allocator for large CPU tensors
+# --------------------------------------------------------------------------------------------------
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "videomae"
+
+
+def build_cpu_cache() -> Path:
+    """Compile cpu_cache.cpp against the installed torch, once per source, torch build and compiler.
+
+    Returns the shared library's path; raises RuntimeError saying why it cannot be built.
+    """
+    import torch
+
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("the CPU tensor cache is Linux-only")
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not compiler:
+        raise RuntimeError("no C++ compiler found (install g++, or set CXX)")
+    torch_dir = Path(torch.__file__).parent
+    abi = int(torch.compiled_with_cxx11_abi())
+    source = CACHE_SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, torch.__version__.encode(), str(abi).encode(),
+                                      compiler.encode()])).hexdigest()[:16]
+    target = _cache_dir() / f"cpu_cache-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")  # concurrent ranks each build, the rename is atomic
+    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+           f"-I{torch_dir / 'include'}", str(CACHE_SOURCE), "-o", str(partial),
+           f"-L{torch_dir / 'lib'}", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"compiling {CACHE_SOURCE} failed: {done.stderr.strip()[-500:]}")
+    os.replace(partial, target)
+    return target
+
+
+_cache_lib: ctypes.CDLL | None = None
+
+
+def install_cpu_cache(slack_mb: int = 0) -> None:
+    """Serve CPU tensors of 1 MiB or more from the cache from now on (process-wide; tensors that exist keep
+    their allocator). slack_mb: cached memory allowed above the most ever in use."""
+    global _cache_lib
+    lib = ctypes.CDLL(str(build_cpu_cache()))
+    lib.videomae_cpu_cache_install(ctypes.c_uint64(CACHE_MIN_BYTES), ctypes.c_uint64(slack_mb << 20))
+    _cache_lib = lib
+    logger.debug("CPU tensors of %d MiB or more come from the cache", CACHE_MIN_BYTES >> 20)
+
+
+def cpu_cache_stats() -> dict | None:
+    """Bytes cached (free), in use and most ever in use, and blocks mapped so far; None without the cache."""
+    if _cache_lib is None:
+        return None
+    out = (ctypes.c_uint64 * 4)()
+    _cache_lib.videomae_cpu_cache_stats(out)
+    return dict(zip(("cached_bytes", "used_bytes", "high_water_bytes", "maps"), out))
+
+
+def apply_memory_policy(allocator: str = "auto", mmap_threshold_mb: int | None = None) -> str:
+    """Set the process's CPU memory policy (module docstring); returns the one in force, "cache" or "glibc"."""
+    if allocator not in CPU_ALLOCATORS:
+        raise ConfigError(f"cpu_allocator must be one of {list(CPU_ALLOCATORS)}, got {allocator!r}")
+    if allocator != "glibc":
+        try:
+            install_cpu_cache()
+            return "cache"
+        except (RuntimeError, OSError) as err:
+            if allocator == "cache":
+                raise ConfigError(f"cpu_allocator='cache' is unavailable: {err}; "
+                                  "set cpu_allocator=glibc to train without it") from err
+            logger.info("CPU tensor cache unavailable (%s); using glibc's allocator", err)
+    limit_heap_slack(mmap_threshold_mb)
+    return "glibc"
