@@ -248,7 +248,9 @@ def run_one(args) -> dict:
     timed_step = prepare(args, args.impl)
     for _ in range(args.warmup):
         timed_step()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     times, losses = zip(*(timed_step() for _ in range(args.steps)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
     if args.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             timed_step()
@@ -258,7 +260,10 @@ def run_one(args) -> dict:
               "dtype": _dtype(args), "cpu_allocator": allocator,
               "mmap_threshold_mb": threshold if allocator == "glibc" else None, "thp_tensors": thp_tensors(),
               "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
-              "loss_last": losses[-1], **peak_memory_mb(args.device)}
+              "loss_last": losses[-1], **peak_memory_mb(args.device),
+              # the cost of memory the OS hands out afresh: page faults and kernel CPU time per timed step
+              "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
+              "kernel_s_per_step": (after.ru_stime - before.ru_stime) / args.steps}
     if cpu_cache_stats():
         record["cache_high_water_mb"] = cpu_cache_stats()["high_water_bytes"] / 2**20
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own

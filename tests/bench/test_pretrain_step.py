@@ -43,6 +43,7 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert len(record["step_s_all"]) == 2 and record["step_s_median"] > 0
     assert record["peak_rss_mb"] > 100  # a ViT-S with AdamW state cannot fit in less
     assert math.isfinite(record["loss_last"])
+    assert record["page_faults_per_step"] >= 0 and record["kernel_s_per_step"] >= 0
     if record["cpu_allocator"] == "cache":  # the engine's auto policy, where the cache builds
         assert record["mmap_threshold_mb"] is None and record["cache_high_water_mb"] > 10
     else:

@@ -23,7 +23,6 @@
 #include <list>
 #include <map>
 #include <mutex>
-#include <new>
 #include <unordered_map>
 
 namespace {
@@ -59,11 +58,6 @@ class HugePageCache final : public c10::Allocator {
 
   void copy_data(void* dest, const void* src, std::size_t count) const override {
     default_copy_data(dest, src, count);
-  }
-
-  void empty() {
-    std::lock_guard<std::mutex> guard(mutex_);
-    while (!idle_.empty()) unmap_oldest();
   }
 
   // cached (free) bytes, bytes in use, most bytes ever in use, blocks mapped so far
@@ -145,7 +139,11 @@ class HugePageCache final : public c10::Allocator {
   void* map(size_t size) {
     const size_t span = size + kHugePage;
     void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
+    if (raw == MAP_FAILED) {  // out of address space or memory: give back every cached block, then retry once
+      while (!idle_.empty()) unmap_oldest();
+      raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    TORCH_CHECK(raw != MAP_FAILED, "CPU tensor cache: out of memory mapping ", size, " bytes");
     const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
     const uintptr_t aligned = round_up(start, kHugePage);
     if (aligned > start) munmap(raw, aligned - start);
@@ -183,8 +181,6 @@ void videomae_cpu_cache_install(uint64_t min_bytes, uint64_t slack_bytes) {
     c10::SetCPUAllocator(&cache, /*priority=*/1);
   });
 }
-
-void videomae_cpu_cache_empty() { HugePageCache::instance().empty(); }
 
 void videomae_cpu_cache_stats(uint64_t* out) { HugePageCache::instance().stats(out); }
 
