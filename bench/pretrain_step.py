@@ -264,8 +264,9 @@ def run_one(args) -> dict:
               # the cost of memory the OS hands out afresh: page faults and kernel CPU time per timed step
               "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
               "kernel_s_per_step": (after.ru_stime - before.ru_stime) / args.steps}
-    if cpu_cache_stats():
-        record["cache_high_water_mb"] = cpu_cache_stats()["high_water_bytes"] / 2**20
+    cache = cpu_cache_stats()
+    if cache:
+        record["cache_high_water_mb"] = cache["high_water_bytes"] / 2**20
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
         tflop = model_flops_per_step(args) / 1e12
         achieved = tflop / record["step_s_median"]

@@ -6,9 +6,8 @@
 // tensor that does not fill a 2 MiB huge page faults in 4 KiB pages, ~6x the cost per byte). Here large
 // blocks are mapped 2 MiB-aligned on transparent huge pages and, once freed, kept for reuse by a request of
 // the same size or up to half as large. The cache never holds the process above its own high-water mark:
-// when mapping a new block would take the mapped total (blocks in use + cached) past the most ever in use
-// plus `slack_bytes`, the longest-unused cached blocks are unmapped first. Small tensors stay with PyTorch's
-// default allocator.
+// when mapping a new block would take the mapped total (blocks in use + cached) past the most ever in use,
+// the longest-unused cached blocks are unmapped first. Small tensors stay with PyTorch's default allocator.
 //
 // Built and loaded by videomae.training.memory (g++ against the installed torch's headers; no Python API).
 
@@ -39,10 +38,9 @@ struct FreeBlock {
 
 class HugePageCache final : public c10::Allocator {
  public:
-  void configure(size_t min_bytes, uint64_t slack_bytes) {
+  void configure(size_t min_bytes) {
     std::lock_guard<std::mutex> guard(mutex_);
     min_bytes_ = min_bytes;
-    slack_bytes_ = slack_bytes;
   }
 
   c10::DataPtr allocate(size_t nbytes) override {
@@ -102,7 +100,7 @@ class HugePageCache final : public c10::Allocator {
     used_.emplace(ptr, block);
     used_bytes_ += block;
     high_water_ = std::max(high_water_, used_bytes_);
-    while (!idle_.empty() && used_bytes_ + cached_bytes_ > high_water_ + slack_bytes_) unmap_oldest();
+    while (!idle_.empty() && used_bytes_ + cached_bytes_ > high_water_) unmap_oldest();
     return ptr;
   }
 
@@ -158,7 +156,6 @@ class HugePageCache final : public c10::Allocator {
   std::mutex mutex_;
   c10::Allocator* fallback_ = c10::GetDefaultCPUAllocator();
   size_t min_bytes_ = size_t{1} << 20;
-  uint64_t slack_bytes_ = 0;
   uint64_t cached_bytes_ = 0, used_bytes_ = 0, high_water_ = 0, maps_ = 0;
   Idle idle_;
   std::multimap<size_t, Idle::iterator> by_size_;
@@ -170,10 +167,10 @@ class HugePageCache final : public c10::Allocator {
 extern "C" {
 
 // Route CPU allocations of at least min_bytes through the cache (idempotent; the last call's settings win).
-void videomae_cpu_cache_install(uint64_t min_bytes, uint64_t slack_bytes) {
+void videomae_cpu_cache_install(uint64_t min_bytes) {
   static std::once_flag once;
   HugePageCache& cache = HugePageCache::instance();
-  cache.configure(min_bytes, slack_bytes);
+  cache.configure(min_bytes);
   std::call_once(once, [&cache] {
     // a forked child (DataLoader worker) must not inherit the lock held by another thread
     pthread_atfork([] { HugePageCache::instance().lock(); }, [] { HugePageCache::instance().unlock(); },

@@ -4,7 +4,7 @@ Two policies (`TrainConfig.cpu_allocator`):
 - "cache": large CPU tensors come from `cpu_cache.cpp`, a small caching allocator compiled on first use
   (g++ against the installed torch, cached under ~/.cache/videomae). Freed blocks are reused, so a training
   step stops faulting its activations in afresh, and the cache never maps more than the most memory ever
-  in use (plus `slack`), so peak RSS stays at the live peak.
+  in use, so peak RSS stays at the live peak.
 - "glibc": no native code. Large allocations are served by mmap and returned to the OS when freed
   (`limit_heap_slack`), which keeps the peak low but faults every page in again each step.
 "auto" is the cache when it builds (Linux with a C++ compiler), else glibc.
@@ -118,12 +118,12 @@ def build_cpu_cache() -> Path:
 _cache_lib: ctypes.CDLL | None = None
 
 
-def install_cpu_cache(slack_mb: int = 0) -> None:
+def install_cpu_cache() -> None:
     """Serve CPU tensors of 1 MiB or more from the cache from now on (process-wide; tensors that exist keep
-    their allocator). slack_mb: cached memory allowed above the most ever in use."""
+    their allocator)."""
     global _cache_lib
     lib = ctypes.CDLL(str(build_cpu_cache()))
-    lib.videomae_cpu_cache_install(ctypes.c_uint64(CACHE_MIN_BYTES), ctypes.c_uint64(slack_mb << 20))
+    lib.videomae_cpu_cache_install(ctypes.c_uint64(CACHE_MIN_BYTES))
     _cache_lib = lib
     logger.debug("CPU tensors of %d MiB or more come from the cache", CACHE_MIN_BYTES >> 20)
 
