@@ -154,3 +154,11 @@ def test_auto_falls_back_to_glibc_without_a_compiler(monkeypatch, tmp_path):
     assert apply_memory_policy("auto", 0) == "glibc"
     with pytest.raises(ConfigError, match="cpu_allocator must be one of"):
         apply_memory_policy("jemalloc")
+
+
+def test_auto_keeps_glibc_for_gpu_training(monkeypatch, tmp_path):
+    # never reaches the compiler: a GPU run's large CPU tensors are its initial weights, not reused activations
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr("videomae.training.memory.install_cpu_cache",
+                        lambda: pytest.fail("auto must not install the cache for a GPU run"))
+    assert apply_memory_policy("auto", 0, device_type="cuda") == "glibc"

@@ -112,11 +112,11 @@ class TrainConfig:
         max_nonfinite: this many non-finite losses in a row stop the run.
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
-        cpu_allocator: "auto" (default: "cache" when it builds, else "glibc"), "cache" (large CPU tensors
-            from a caching allocator compiled on first use with g++: freed activations are reused, and the
-            cache never maps more than the most memory ever in use) or "glibc" (no native code; see
-            mmap_threshold_mb). ViT-B pretraining step, 2-core CPU: the cache is ~9% faster than glibc at the
-            same peak memory. See docs/training.md, "CPU memory".
+        cpu_allocator: "auto" (default: "cache" for CPU training when it builds, else "glibc"), "cache"
+            (large CPU tensors from a caching allocator compiled on first use with g++: freed activations are
+            reused, and the cache never maps more than the most memory ever in use) or "glibc" (no native code;
+            see mmap_threshold_mb). ViT-B pretraining step, 2-core CPU: the cache is ~9% faster than glibc at
+            the same peak memory. See docs/training.md, "CPU memory".
         mmap_threshold_mb: with the glibc allocator, CPU allocations at least this large (MiB) are returned to
             the OS when freed, so peak RSS stays nearer live memory (ViT-B pretraining step, steady state:
             2.70 -> 2.51 GB at 2). None = auto: 2 when PyTorch puts tensors on transparent huge pages

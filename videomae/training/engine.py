@@ -112,8 +112,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        apply_memory_policy(cfg.cpu_allocator, cfg.mmap_threshold_mb)  # before the loader forks workers
         self.d = d = init_distributed()
+        apply_memory_policy(cfg.cpu_allocator, cfg.mmap_threshold_mb, d.device.type)  # before the loader forks
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
         os.makedirs(cfg.output_dir, exist_ok=True)

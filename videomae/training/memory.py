@@ -7,7 +7,7 @@ Two policies (`TrainConfig.cpu_allocator`):
   in use, so peak RSS stays at the live peak.
 - "glibc": no native code. Large allocations are served by mmap and returned to the OS when freed
   (`limit_heap_slack`), which keeps the peak low but faults every page in again each step.
-"auto" is the cache when it builds (Linux with a C++ compiler), else glibc.
+"auto" is the cache for CPU training when it builds (Linux with a C++ compiler), else glibc.
 """
 
 from __future__ import annotations
@@ -137,11 +137,16 @@ def cpu_cache_stats() -> dict | None:
     return dict(zip(("cached_bytes", "used_bytes", "high_water_bytes", "maps"), out))
 
 
-def apply_memory_policy(allocator: str = "auto", mmap_threshold_mb: int | None = None) -> str:
-    """Set the process's CPU memory policy (module docstring); returns the one in force, "cache" or "glibc"."""
+def apply_memory_policy(allocator: str = "auto", mmap_threshold_mb: int | None = None,
+                        device_type: str = "cpu") -> str:
+    """Set the process's CPU memory policy (module docstring); returns the one in force, "cache" or "glibc".
+
+    device_type: where the model trains. "auto" uses the cache only for CPU training: a GPU run's large CPU
+    tensors are mostly its initial weights, which the cache would keep mapped after they move to the GPU.
+    """
     if allocator not in CPU_ALLOCATORS:
         raise ConfigError(f"cpu_allocator must be one of {list(CPU_ALLOCATORS)}, got {allocator!r}")
-    if allocator != "glibc":
+    if allocator == "cache" or (allocator == "auto" and device_type == "cpu"):
         try:
             install_cpu_cache()
             return "cache"
