@@ -79,6 +79,7 @@ def test_cache_reuses_freed_blocks_and_never_maps_past_the_high_water():
         stats = cpu_cache_stats()
         assert stats["cached_bytes"] == 0 and stats["used_bytes"] == 3 * MB, stats
         assert stats["high_water_bytes"] == 8 * MB and stats["maps"] == 2, stats
+        assert apply_memory_policy("glibc") == "cache"  # installed for good: say so, do not pretend otherwise
         small = torch.empty(MB // 8)  # under 1 MiB: PyTorch's default allocator
         assert cpu_cache_stats()["used_bytes"] == 3 * MB
     """)
@@ -145,11 +146,13 @@ def test_forked_dataloader_workers_allocate_through_the_inherited_cache():
 
 
 def test_auto_falls_back_to_glibc_without_a_compiler(monkeypatch, tmp_path):
+    monkeypatch.setattr("videomae.training.memory._cache_lib", None)  # as in a process that never installed it
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert apply_memory_policy("glibc", 0) == "glibc"
     if sys.platform.startswith("linux"):
-        with pytest.raises(ConfigError, match="cpu_allocator='cache' is unavailable.*cpu_allocator=glibc"):
+        with pytest.raises(ConfigError, match="cpu_allocator='cache' is unavailable: cannot run the C\\+\\+ "
+                                              "compiler.*cpu_allocator=glibc"):
             apply_memory_policy("cache", 0)
     assert apply_memory_policy("auto", 0) == "glibc"
     with pytest.raises(ConfigError, match="cpu_allocator must be one of"):
@@ -158,6 +161,7 @@ def test_auto_falls_back_to_glibc_without_a_compiler(monkeypatch, tmp_path):
 
 def test_auto_keeps_glibc_for_gpu_training(monkeypatch, tmp_path):
     # never reaches the compiler: a GPU run's large CPU tensors are its initial weights, not reused activations
+    monkeypatch.setattr("videomae.training.memory._cache_lib", None)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setattr("videomae.training.memory.install_cpu_cache",
                         lambda: pytest.fail("auto must not install the cache for a GPU run"))

@@ -107,7 +107,10 @@ def build_cpu_cache() -> Path:
     cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
            f"-I{torch_dir / 'include'}", str(CACHE_SOURCE), "-o", str(partial),
            f"-L{torch_dir / 'lib'}", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as err:  # CXX names no runnable compiler
+        raise RuntimeError(f"cannot run the C++ compiler {compiler!r}: {err}") from err
     if done.returncode:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"compiling {CACHE_SOURCE} failed: {done.stderr.strip()[-500:]}")
@@ -143,9 +146,14 @@ def apply_memory_policy(allocator: str = "auto", mmap_threshold_mb: int | None =
 
     device_type: where the model trains. "auto" uses the cache only for CPU training: a GPU run's large CPU
     tensors are mostly its initial weights, which the cache would keep mapped after they move to the GPU.
+    Once installed, the cache stays for the life of the process (tensors it serves must return to it).
     """
     if allocator not in CPU_ALLOCATORS:
         raise ConfigError(f"cpu_allocator must be one of {list(CPU_ALLOCATORS)}, got {allocator!r}")
+    if _cache_lib is not None:
+        if allocator == "glibc":
+            logger.warning("cpu_allocator=glibc: the CPU tensor cache is already installed in this process")
+        return "cache"
     if allocator == "cache" or (allocator == "auto" and device_type == "cpu"):
         try:
             install_cpu_cache()
