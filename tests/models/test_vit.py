@@ -182,6 +182,36 @@ def test_fused_attention_equals_the_explicit_path():
         torch.testing.assert_close(fused(video), explicit(video), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("num_queries", [None, 3])
+def test_attention_gradients_match_plain_autograd(fused, num_queries):
+    """The head split with its one-copy backward, and the query-only rows, against plain ops."""
+    from videomae.models.vit import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(16, 4, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=fused)
+    with torch.no_grad():
+        attn.q_bias.normal_(), attn.v_bias.normal_()
+    x = torch.randn(2, 7, 16, requires_grad=True)
+
+    def plain():
+        bias = torch.cat([attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias])
+        q, k, v = F.linear(x, attn.qkv.weight, bias).view(2, 7, 3, 4, 4).permute(2, 0, 3, 1, 4)
+        q = q[:, :, 7 - (num_queries or 7):]
+        out = ((q * 0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v  # (B, h, Nq, hd)
+        return attn.proj(out.transpose(1, 2).flatten(2))
+
+    params = [x, attn.qkv.weight, attn.q_bias, attn.v_bias, attn.proj.weight]
+    results = []
+    for fn in (lambda: attn(x, num_queries=num_queries), plain):
+        out = fn()
+        results.append((out, torch.autograd.grad(out, params, torch.ones_like(out))))
+    assert results[0][0].shape == (2, num_queries or 7, 16)
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=0)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_activation_checkpointing_keeps_gradients():
     video = torch.randn(2, 3, 4, 32, 32)
     mask = make_mask("tube", 2, (2, 4, 4), 0.5, generator=torch.Generator().manual_seed(0))

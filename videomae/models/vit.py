@@ -106,6 +106,34 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, n, D)
 
 
+class _SplitHeads(torch.autograd.Function):
+    """(B, N, 3D) -> q, k, v views (B, h, N, hd), q only for the last num_queries tokens.
+
+    Backward writes the three gradients straight into one (B, N, 3D) buffer: one copy, where autograd's
+    unbind, permute and view backward would make two, plus a zero-filled copy for the sliced queries.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, num_heads, num_queries):
+        b, n, three_d = qkv.shape
+        ctx.shape, ctx.num_queries = (b, n, 3, num_heads, three_d // (3 * num_heads)), num_queries
+        q, k, v = qkv.view(ctx.shape).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, hd)
+        return q[:, :, n - num_queries:], k, v
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):
+        b, n = ctx.shape[:2]
+        grad = torch.empty(ctx.shape, dtype=grad_k.dtype, device=grad_k.device)  # (B, N, 3, h, hd)
+        grad[:, : n - ctx.num_queries, 0].zero_()  # keys and values only: no query gradient
+        for i, part in enumerate((grad_q, grad_k, grad_v)):
+            rows = slice(n - ctx.num_queries, n) if i == 0 else slice(None)
+            if part is None:
+                grad[:, rows, i].zero_()
+            else:
+                grad[:, rows, i].copy_(part.transpose(1, 2))
+        return grad.view(b, n, -1), None, None
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with the official bias layout: q_bias and v_bias, no k bias."""
 
@@ -133,9 +161,7 @@ class Attention(nn.Module):
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # k has no bias
         qkv = norm_linear(x, norm, self.qkv.weight, bias)  # (B, N, 3D)
-        q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, hd)
-        if num_queries is not None:
-            q = q[:, :, n - num_queries:]  # (B, h, Nq, hd)
+        q, k, v = _SplitHeads.apply(qkv, self.num_heads, num_queries or n)  # (B, h, Nq or N, hd)
         dropout = self.attn_drop if self.training else 0.0
         if self.fused:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, h, Nq, hd)

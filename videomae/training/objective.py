@@ -6,6 +6,8 @@ lose too much in 16-bit floats.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -30,20 +32,25 @@ def pixel_targets(video: torch.Tensor, tubelet_size: int, patch_size: int, *, no
 
     The official layout: values ordered (t, p, p, c) with colour fastest. With `normalize`, each token's
     pixels are standardized per colour channel over its t·p·p values with the unbiased std, eps added to
-    the std (not the variance). Tokens are gathered first, so only the needed ones are ever copied.
+    the std (not the variance). Tokens are gathered first, so only the needed ones are ever copied; the
+    statistics are taken channel-first, where each channel's t·p·p values are contiguous, and only the
+    result is laid out colour-fastest.
     """
-    view = tubelet_view(video, tubelet_size, patch_size, channels_last=True)  # (B, T', H', W', t, p, p, C)
-    patches = gather_tubelets(view, token_idx).float()  # (B, n, t·p·p·C)
+    view = tubelet_view(video, tubelet_size, patch_size, channels_last=False)  # (B, T', H', W', C, t, p, p)
+    patches = gather_tubelets(view, token_idx).float()  # (B, n, C·t·p·p)
     if patches.untyped_storage().data_ptr() == video.untyped_storage().data_ptr():
         patches = patches.clone()  # a single-token fp32 clip can come back as a view: never modify the input
     b, n, _ = patches.shape
-    patches = patches.view(b, n, -1, video.shape[1])  # (B, n, t·p·p, C)
+    c = video.shape[1]
+    patches = patches.view(b, n, c, -1)  # (B, n, C, t·p·p)
     mean_t, std_t = _channel_stats(mean, std, video.device)
-    patches.mul_(std_t).add_(mean_t)  # un-normalize to [0, 1] pixels
+    patches.mul_(std_t.view(c, 1)).add_(mean_t.view(c, 1))  # un-normalize to [0, 1] pixels
     if normalize:
-        std_ = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt_().add_(eps)
-        patches.sub_(patches.mean(dim=-2, keepdim=True)).div_(std_)
-    return patches.view(b, n, -1)  # (B, n, t·p·p·C)
+        patches.sub_(patches.mean(dim=-1, keepdim=True))
+        # unbiased std of the centred values in one fused reduction (no squared copy)
+        std_ = torch.linalg.vector_norm(patches, dim=-1, keepdim=True).div_(math.sqrt(patches.shape[-1] - 1))
+        patches.div_(std_.add_(eps))
+    return patches.transpose(-1, -2).reshape(b, n, -1)  # (B, n, t·p·p·C)
 
 
 def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> torch.Tensor:
@@ -51,12 +58,45 @@ def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | N
     return kept_indices(~encoder_mask if decoder_mask is None else decoder_mask, "decoder_mask")
 
 
+class _WeightedMSE(torch.autograd.Function):
+    """sum_i(w_i · mean_j (pred_ij - target_ij)^2) / max(sum_i w_i, 1), with its gradient taken in forward.
+
+    The gradient, 2·w_i·(pred_ij - target_ij) / (P · sum w), is the error scaled per token, so forward
+    scales the error buffer in place and backward hands it on: the loss backward, which runs at the
+    step's memory peak, allocates nothing and makes one pass instead of four.
+    """
+
+    @staticmethod
+    def forward(ctx, predictions, targets, weight):
+        error = predictions.float() - targets.float()  # (B, n, P)
+        per_token = torch.linalg.vector_norm(error, dim=-1).square_().div_(error.shape[-1])  # (B, n) mean squares
+        weight = weight.float()
+        total = weight.sum().clamp_min(1.0)
+        loss = (per_token * weight).sum() / total
+        if ctx.needs_input_grad[0]:
+            error.mul_((weight * (2.0 / error.shape[-1]) / total).unsqueeze(-1))  # d loss / d predictions
+            ctx.save_for_backward(error)
+            ctx.dtype = predictions.dtype
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss):
+        (grad,) = ctx.saved_tensors
+        if grad_loss.device.type != "cpu" or float(grad_loss) != 1.0:  # a scaled or accumulated loss
+            grad = grad * grad_loss
+        return grad.to(ctx.dtype), None, None
+
+
 def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Token-weighted MSE over the whole batch: sum(mse_token · weight) / sum(weight), in fp32."""
-    error = predictions.float() - targets.float()  # only the difference is kept for backward
-    per_token = error.square().mean(dim=-1)  # (B, N_dec)
-    weight = weight.float()
-    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
+    """Token-weighted MSE over the whole batch: sum(mse_token · weight) / sum(weight), in fp32.
+
+    predictions and targets (B, n, P); weight (B, n), bool or float. Only predictions get a gradient.
+    """
+    if targets.requires_grad or weight.requires_grad:
+        raise ValueError("reconstruction_loss differentiates with respect to predictions only; "
+                         "detach targets and weight")
+    return _WeightedMSE.apply(predictions, targets, weight)
 
 
 def pretraining_loss(predictions: torch.Tensor, video: torch.Tensor, encoder_mask: torch.Tensor,
