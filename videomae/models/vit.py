@@ -4,7 +4,8 @@ Parameter names, shapes and numerics are exactly those of the official code (ref
 state dicts load with no renaming. Speed and memory come from things that leave the numerics unchanged:
 `F.scaled_dot_product_attention`, gathers by index instead of boolean indexing (static shapes),
 patch-embedding only the tokens the encoder sees, a last decoder block that computes only the predicted rows,
-and linear layers that recompute their LayerNorm or GELU input in backward (`recompute.py`).
+a head split whose backward writes the qkv gradient in one copy, and linear layers that recompute their
+LayerNorm or GELU input in backward (`recompute.py`).
 
 Shapes: B batch, N tokens of the whole clip in (t, h, w) order, D encoder width, Dd decoder width,
 P = 3 x tubelet x patch^2 values per token.
@@ -125,12 +126,9 @@ class _SplitHeads(torch.autograd.Function):
         b, n = ctx.shape[:2]
         grad = torch.empty(ctx.shape, dtype=grad_k.dtype, device=grad_k.device)  # (B, N, 3, h, hd)
         grad[:, : n - ctx.num_queries, 0].zero_()  # keys and values only: no query gradient
-        for i, part in enumerate((grad_q, grad_k, grad_v)):
-            rows = slice(n - ctx.num_queries, n) if i == 0 else slice(None)
-            if part is None:
-                grad[:, rows, i].zero_()
-            else:
-                grad[:, rows, i].copy_(part.transpose(1, 2))
+        grad[:, n - ctx.num_queries:, 0].copy_(grad_q.transpose(1, 2))  # (autograd passes zeros for unused outputs)
+        grad[:, :, 1].copy_(grad_k.transpose(1, 2))
+        grad[:, :, 2].copy_(grad_v.transpose(1, 2))
         return grad.view(b, n, -1), None, None
 
 
