@@ -313,8 +313,8 @@ def main(argv=None) -> None:
     round_speedups = [o["step_s_median"] / u["step_s_median"] for o, u in zip(runs["official"], runs["ours"])]
     print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
                       "official_peak_rss_mb": official["peak_rss_mb"],
-                      # the official step's speed depends on where glibc puts its large tensors (heap or fresh
-                      # mmaps, decided at run time): its page faults per step tell the two apart
+                      # the official step maps and faults in its large tensors afresh each step (glibc's defaults):
+                      # its page faults and kernel time per round show how much of its time that costs
                       "rounds": [{"official_s": o["step_s_median"], "ours_s": u["step_s_median"],
                                   "official_page_faults_per_step": o["page_faults_per_step"],
                                   "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3)}
