@@ -37,9 +37,35 @@ def test_predict_table_and_label_file(assets, tmp_path):
 def test_predict_rejects_bad_inputs(assets, capsys):
     pretrain = run_cli("predict", str(assets.videos / "long.mp4"), "--checkpoint", str(assets.pretrain))
     assert_user_error(pretrain, "not a classifier")
-    corrupt = run_cli("predict", str(assets.corrupt), "--checkpoint", str(assets.classifier))
-    assert_user_error(corrupt, "corrupt.mp4")
     from videomae.cli import main
 
     assert main(["predict", str(assets.videos), "--checkpoint", str(assets.classifier), "--top-k", "0"]) == 2
     assert "--top-k must be at least 1" in capsys.readouterr().err
+
+
+def test_predict_defaults_to_the_training_preprocessing_and_warns_on_conflicts(assets, tmp_path):
+    import shutil
+
+    from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
+
+    trained = tmp_path / "trained"
+    shutil.copytree(assets.classifier, trained)
+    write_preprocessing(Preprocessing(num_frames=4, sampling_rate=2, input_size=32, short_side_size=40,
+                                      test_num_segment=2, test_num_crop=1), trained)
+    video = str(assets.videos / "long.mp4")
+    result = run_cli("predict", video, "--checkpoint", str(trained), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["views"] == 2 and "warning" not in result.stderr
+    override = run_cli("predict", video, "--checkpoint", str(trained), "--json", "--sampling-rate", "3")
+    assert override.returncode == 0, override.stderr
+    assert "--sampling-rate 3 differs from the 2 the model was trained with" in override.stderr
+    assert "preprocessing.json" in override.stderr
+
+
+def test_predict_reports_each_bad_video_and_classifies_the_rest(assets):
+    result = run_cli("predict", str(assets.corrupt), str(assets.videos / "short.mp4"), "--checkpoint",
+                     str(assets.classifier), "--json", "--clips", "1", "--crops", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first, second = json.loads(result.stdout)
+    assert first["video"].endswith("corrupt.mp4") and first["error"] and "top_k" in second
+    assert "corrupt.mp4" in result.stderr and "1 of 2 videos could not be read" in result.stderr

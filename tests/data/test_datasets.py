@@ -155,3 +155,29 @@ def test_missing_data_settings():
         build_dataset(tiny_config(), "pretrain", "train")
     with pytest.raises(DataError, match="stage must be"):
         build_dataset(synthetic_cfg(), "eval", "train")
+
+
+def test_splits_read_their_own_lists_and_say_when_they_reuse_the_training_videos(synthetic_dir, tmp_path, caplog):
+    folder, manifest = synthetic_dir
+    rows = open(manifest).read().splitlines()
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    write_lines(lists / "train.csv", [rows[0]] + [os.path.join(folder, r) for r in rows[1:5]])
+    write_lines(lists / "val.csv", [rows[0]] + [os.path.join(folder, r) for r in rows[5:]])
+    in_folder = tiny_config(manifest=str(lists))
+    sizes = {split: len(build_dataset(in_folder, "finetune", split).samples) for split in ("train", "val", "test")}
+    assert sizes == {"train": 4, "val": 2, "test": 2} and "reuses the training videos" not in caplog.text
+    explicit = tiny_config(manifest=str(lists / "train.csv"), test_manifest=str(lists / "val.csv"))
+    assert len(build_dataset(explicit, "finetune", "test").samples) == 2
+    assert "reuses the training videos" not in caplog.text
+    assert len(build_dataset(explicit, "finetune", "val").samples) == 4
+    assert "the val split has no list of its own, so it reuses the training videos" in caplog.text
+
+
+def test_a_manifest_wins_over_the_recipes_synthetic_data(synthetic_dir):
+    folder, manifest = synthetic_dir
+    cfg = synthetic_cfg(manifest=manifest)
+    dataset = build_dataset(cfg, "finetune", "train")
+    assert len(dataset) == 6 and dataset.samples[0].path.startswith(folder)
+    expected = build_dataset(tiny_config(manifest=manifest), "finetune", "train", seed=0)[0]["video"]
+    assert torch.equal(dataset[0]["video"], expected)  # decoded from the files, not generated

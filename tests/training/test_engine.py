@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import videomae.training.engine as engine
+from videomae.errors import ConfigError
 from videomae.models import create_model
 from videomae.training import DivergenceError, list_checkpoints, run
 from videomae.training.checkpointing import check_finite
@@ -59,10 +60,18 @@ def test_linear_probe_trains_only_the_head(tiny_recipe, tmp_path, monkeypatch):
         built["model"] = task.model
         return task
     monkeypatch.setattr(engine, "build_task", spy)
-    run(tiny_recipe("tiny_probe", tmp_path, *FAST_FT, "max_steps=5"))
+    encoder = run(tiny_recipe("tiny", tmp_path / "pt", "max_steps=1")).output_dir
+    run(tiny_recipe("tiny_probe", tmp_path / "probe", *FAST_FT, "max_steps=5", f"pretrained={encoder}"))
     after = built["model"].state_dict()
     changed = {k for k, v in after.items() if not torch.equal(v, built["before"][k])}
     assert changed == {"head.weight", "head.bias"}
+
+
+def test_stages_that_need_weights_refuse_to_start_without_them(tiny_recipe, tmp_path):
+    for recipe, stage in (("tiny_probe", "probe"), ("tiny_finetune", "eval")):
+        with pytest.raises(ConfigError, match=f"the {stage} stage .* set pretrained="):
+            run(tiny_recipe(recipe, tmp_path / stage, f"stage={stage}"))
+        assert not (tmp_path / stage).exists()
 
 
 def test_distillation_runs_with_a_frozen_teacher(tiny_recipe, tmp_path, monkeypatch):

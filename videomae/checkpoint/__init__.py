@@ -8,15 +8,16 @@ with a `LoadReport` of everything that did not map one to one. `save_pretrained`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from videomae.checkpoint.hf import is_hf, read_hf, save_hf
-from videomae.checkpoint.native import is_native, read_native, save_pretrained
+from videomae.checkpoint.hf import read_hf, save_hf
+from videomae.checkpoint.locate import Location, locate, read_json, read_labels, read_preprocessing
+from videomae.checkpoint.native import read_native, read_step_checkpoint, save_pretrained
+from videomae.checkpoint.preprocessing import Preprocessing
 from videomae.checkpoint.official import (checkpoint_filter_fn, clean_state_dict, infer_fields, read_checkpoint,
                                           resolve_deepspeed, unwrap_container)
 from videomae.checkpoint.report import LoadReport, load_into
@@ -49,25 +50,19 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def read_source(path: str | Path) -> Source:
-    """Read a checkpoint of any supported kind (see the module docstring) without building a model."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"no such checkpoint: {path}")
-    config_file = path / "config.json"
-    if path.is_dir() and config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{config_file} is not valid JSON: {error}") from None
-        if is_native(config):
-            state, model_config = read_native(path, config)
-            return Source(path, "videomae", state, model_config)
-        if is_hf(config):
-            state, model_config, notes = read_hf(path, config)
-            return Source(path, "hf", state, model_config, notes)
-        raise CheckpointError(f"{config_file} is neither a videomae config (format: videomae) nor a Hugging Face "
-                              f"VideoMAE config (model_type: videomae); model_type={config.get('model_type')!r}")
-    return Source(path, "official", load_state_dict_file(path))
+    """Read a checkpoint of any supported kind (`videomae.checkpoint.locate`) without building a model."""
+    location = locate(path)
+    notes = [location.note] if location.note else []
+    if location.kind == "videomae":
+        state, model_config = read_native(location.path, read_json(location.path / "config.json"))
+        return Source(location.path, "videomae", state, model_config, notes)
+    if location.kind == "hf":
+        state, model_config, hf_notes = read_hf(location.path, read_json(location.path / "config.json"))
+        return Source(location.path, "hf", state, model_config, notes + hf_notes)
+    if location.kind == "step":
+        state, model_config = read_step_checkpoint(location.path)
+        return Source(location.path, "videomae", state, model_config, notes)
+    return Source(location.path, "official", load_state_dict_file(location.path), None, notes)
 
 
 def choose_config(source: Source, name: str | None, overrides: dict) -> ModelConfig:
@@ -135,6 +130,7 @@ def _describe(config: ModelConfig) -> str:
 
 
 __all__ = [
-    "LoadReport", "Source", "choose_config", "load_into", "load_pretrained", "load_pretrained_with_report",
-    "load_state_dict_file", "read_source", "save_hf", "save_pretrained",
+    "Location", "LoadReport", "Preprocessing", "Source", "choose_config", "load_into", "load_pretrained", "load_pretrained_with_report",
+    "load_state_dict_file", "locate", "read_labels", "read_preprocessing", "read_source", "save_hf",
+    "save_pretrained",
 ]

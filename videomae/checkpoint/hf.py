@@ -184,10 +184,6 @@ def config_to_hf(config: ModelConfig, labels: list[str] | None = None) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-def is_hf(config: dict) -> bool:
-    return config.get("model_type") == "videomae"
-
-
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     index = directory / "model.safetensors.index.json"
     if index.is_file():  # sharded

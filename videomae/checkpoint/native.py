@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from videomae.errors import CheckpointError
+from videomae.checkpoint.locate import read_json
+from videomae.checkpoint.official import read_checkpoint
+from videomae.errors import CheckpointError, ConfigError
 from videomae.models.config import ModelConfig
 
 FORMAT = "videomae"
@@ -42,20 +44,33 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
     return directory
 
 
-def is_native(config: dict) -> bool:
-    return config.get("format") == FORMAT
-
-
 def read_native(directory: Path, config: dict) -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """The state dict and config of a directory in our format (config.json already parsed)."""
-    from safetensors.torch import load_file
-
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{directory} is videomae format version {version}; this version reads "
                               f"{FORMAT_VERSION}: upgrade videomae")
+    fields = {key: value for key, value in config.items() if key not in ("format", "format_version")}
+    return _read_weights(directory), _model_config(fields, directory / CONFIG_FILE)
+
+
+def read_step_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The weights and architecture of a training checkpoint `checkpoints/step_*` (meta.json's model_config)."""
+    meta = read_json(directory / "meta.json")
+    if not isinstance(meta.get("model_config"), dict):
+        raise CheckpointError(f"{directory / 'meta.json'} has no model_config; load the run's export/ instead")
+    return _read_weights(directory), _model_config(meta["model_config"], directory / "meta.json")
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
-        raise CheckpointError(f"{directory} has a videomae config.json but no {WEIGHTS_FILE}")
-    fields = {key: value for key, value in config.items() if key not in ("format", "format_version")}
-    return load_file(str(weights)), ModelConfig.from_dict(fields)
+        raise CheckpointError(f"{directory} has a videomae config but no {WEIGHTS_FILE}")
+    return read_checkpoint(weights)
+
+
+def _model_config(fields: dict, source: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(fields)
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"{source} does not describe a model this version can build: {error}") from None

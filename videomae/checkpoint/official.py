@@ -61,8 +61,8 @@ def read_checkpoint(path: str | Path) -> object:
 
         try:
             return load_file(str(path))
-        except SafetensorError as error:
-            raise CheckpointError(f"cannot read {path} as safetensors: {error}") from None
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"cannot read {path} as safetensors (corrupt or truncated?): {error}") from None
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)

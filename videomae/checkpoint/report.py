@@ -53,6 +53,19 @@ class LoadReport:
         """True when every tensor the model has came from the checkpoint or was initialized by design."""
         return not (self.missing or self.unexpected or self.mismatched)
 
+    def problems(self) -> str:
+        """One line: what did not fit, with an example of each kind."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing (e.g. {self.missing[0]})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected (e.g. {self.unexpected[0]})")
+        if self.mismatched:
+            key, got, want = self.mismatched[0]
+            parts.append(f"{len(self.mismatched)} mis-shaped (e.g. {key} is {list(got)} in the checkpoint, "
+                         f"{list(want)} in the model)")
+        return ", ".join(parts)
+
     def __str__(self) -> str:
         lines = [f"loaded {self.source} ({self.source_format})" + ("" if self.ok else " with problems")]
         if self.missing:
@@ -112,7 +125,9 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], report: LoadRepo
     report.mismatched = [(key, tuple(value.shape), tuple(own[key].shape)) for key, value in state.items()
                          if key in own and value.shape != own[key].shape]
     if strict and not report.ok:
-        raise CheckpointError(f"{report}\n(strict loading; pass strict=False to load what fits)")
+        logger.warning("%s", report)
+        raise CheckpointError(f"{report.source} does not fit the model: {report.problems()} keys; give the model name "
+                              f"or architecture settings it was trained with, or load non-strictly to keep what fits")
     bad = {key for key, _, _ in report.mismatched}
     casts = {f"{value.dtype} -> {own[key].dtype}" for key, value in state.items()
              if key in own and value.dtype != own[key].dtype}

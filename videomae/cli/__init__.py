@@ -45,12 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """The user-facing line of an error. An error re-raised from a DataLoader worker carries the worker's
+    traceback in its message; only its last line (the original message) is for the user."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except VideoMAEError as error:
-        print(f"videomae {args.command}: error: {error}", file=sys.stderr)
+        print(f"videomae {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full or read-only disk, a missing folder: the user's to fix, no traceback
+        print(f"videomae {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

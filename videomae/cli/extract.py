@@ -30,21 +30,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--list", dest="list_file", metavar="FILE", help="text file with one input per line")
     add_checkpoint_arguments(parser, "classifier or pretraining checkpoint", "vit_giant_patch14_224")
     parser.add_argument("--output", "-o", required=True, help="output folder")
-    parser.add_argument("--clip-len", type=int, default=16, help="frames per window (default 16)")
+    parser.add_argument("--clip-len", type=int,
+                        help="frames per window (default: the model's clip length, as trained; official TAD 16)")
     parser.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")
-    parser.add_argument("--frame-interval", type=int, default=1, help="frames between sampled frames (default 1)")
+    parser.add_argument("--frame-interval", type=int,
+                        help="frames between sampled frames (default: the training sampling rate; 1 without a "
+                             "record of it, or with --official-tad)")
     parser.add_argument("--official-tad", action="store_true",
                         help="official TAD preprocessing: resize to 224x224 without keeping aspect, no mean/std")
     parser.add_argument("--input-size", type=int, help="model input side (default: the model's img_size)")
-    parser.add_argument("--short-side", type=int, help="short side before the centre crop (default: input size)")
+    parser.add_argument("--short-side", type=int,
+                        help="short side before the centre crop (default: as trained, else the input size)")
     parser.add_argument("--shard", metavar="i/n", help="take only videos i, i+n, ... of the list")
     add_runtime_arguments(parser, "windows per forward pass (default 8)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from videomae.product.common import (checkpoint_sha256, discover_inputs, load_model, pick_device,
-                                         read_list_file)
+    from videomae.product.common import (TrainedSettings, checkpoint_sha256, discover_inputs, load_model,
+                                         pick_device, read_list_file)
     from videomae.product.extract import ExtractConfig, extract_all, parse_shard
 
     paths = list(args.inputs) + (read_list_file(args.list_file) if args.list_file else [])
@@ -55,9 +59,16 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model = load_model(args.checkpoint, args.model, kind="classifier").to(device)
     input_size = args.input_size or model.config.image_hw[0]
-    cfg = ExtractConfig(clip_len=args.clip_len, stride=args.stride, frame_interval=args.frame_interval,
+    # the official TAD recipe fixes its own windows (16 consecutive frames); otherwise windows look like training
+    trained = TrainedSettings() if args.official_tad else TrainedSettings.of(args.checkpoint)
+    cfg = ExtractConfig(clip_len=trained.pick("--clip-len", args.clip_len, "num_frames",
+                                              16 if args.official_tad else model.config.num_frames),
+                        stride=args.stride,
+                        frame_interval=trained.pick("--frame-interval", args.frame_interval, "sampling_rate", 1),
                         batch_size=args.batch_size, precision=args.precision, official_tad=args.official_tad,
-                        input_size=input_size, short_side=args.short_side or input_size).validate()
+                        input_size=input_size,
+                        short_side=trained.pick("--short-side", args.short_side, "short_side_size", input_size)
+                        ).validate()
     run_info = {"model": model.config.to_dict(), "checkpoint": args.checkpoint,
                 "checkpoint_sha256": checkpoint_sha256(args.checkpoint), "feature_dim": model.num_features}
     print(f"extracting {len(videos)} video(s) -> {args.output} ({cfg.preprocessing}; clip {cfg.clip_len}, "

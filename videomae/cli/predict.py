@@ -26,23 +26,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", help="class names: k400, k600, k700, k710 or a file with one name per line "
                         "(default: labels.txt beside the checkpoint, else Kinetics by class count)")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default 5)")
-    parser.add_argument("--clips", type=int, default=5, help="temporal views per video (default 5)")
-    parser.add_argument("--crops", type=int, default=3, help="spatial views per clip (default 3)")
-    parser.add_argument("--sampling-rate", type=int, default=4, help="frame interval inside a clip (default 4)")
-    parser.add_argument("--short-side", type=int, help="resize the short side to this (default: model input size)")
+    parser.add_argument("--clips", type=int, help="temporal views per video (default: as trained, else 5)")
+    parser.add_argument("--crops", type=int, help="spatial views per clip (default: as trained, else 3)")
+    parser.add_argument("--sampling-rate", type=int,
+                        help="frame interval inside a clip (default: as trained, else 4)")
+    parser.add_argument("--short-side", type=int,
+                        help="resize the short side to this (default: as trained, else the model's input size)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_runtime_arguments(parser, "views per forward pass (default 8)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from videomae.product.common import discover_inputs, load_model, pick_device
+    """Exit 0 when every video was classified, 1 when some could not be read (each is reported)."""
+    from videomae.errors import DataError
+    from videomae.product.common import TrainedSettings, discover_inputs, load_model, pick_device, say
     from videomae.product.predict import (Prediction, ViewConfig, format_json, format_table, resolve_labels, top_k,
                                           video_probabilities)
 
-    for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size", "short_side"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     videos = discover_inputs(args.inputs)
     device = pick_device(args.device)
     model = load_model(args.checkpoint, args.model).to(device)
@@ -50,13 +55,27 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.checkpoint} is not a classifier (kind {model.config.kind!r}, "
                           f"{model.config.num_classes} classes); predict needs a fine-tuned checkpoint")
     names = resolve_labels(args.labels, args.checkpoint, model.config.num_classes)
-    cfg = ViewConfig(num_clips=args.clips, num_crops=args.crops, num_frames=model.config.num_frames,
-                     sampling_rate=args.sampling_rate, short_side=args.short_side or model.config.image_hw[0],
+    trained = TrainedSettings.of(args.checkpoint)
+    cfg = ViewConfig(num_clips=trained.pick("--clips", args.clips, "test_num_segment", 5),
+                     num_crops=trained.pick("--crops", args.crops, "test_num_crop", 3),
+                     num_frames=model.config.num_frames,
+                     sampling_rate=trained.pick("--sampling-rate", args.sampling_rate, "sampling_rate", 4),
+                     sparse=trained.pick("segment sampling", None, "sparse", False),
+                     short_side=trained.pick("--short-side", args.short_side, "short_side_size",
+                                             model.config.image_hw[0]),
                      batch_size=args.batch_size, precision=args.precision)
     predictions = []
     for video in videos:
-        probabilities = video_probabilities(model, video, cfg, device, args.backend)
+        try:
+            probabilities = video_probabilities(model, video, cfg, device, args.backend)
+        except DataError as error:  # one unreadable video must not stop the others
+            say(f"{video.path}: failed: {error}")
+            predictions.append(Prediction(video.path, 0, [], error=str(error)))
+            continue
         predictions.append(Prediction(video.path, cfg.num_clips * cfg.num_crops,
                                       top_k(probabilities, names, min(args.top_k, len(names)))))
     print(format_json(predictions) if args.json else format_table(predictions), file=sys.stdout)
-    return 0
+    failed = sum(p.error is not None for p in predictions)
+    if failed:
+        say(f"{failed} of {len(predictions)} videos could not be read")
+    return 1 if failed else 0

@@ -6,6 +6,7 @@ Works under torchrun (`torchrun --nproc_per_node=8 -m videomae pretrain vit_b_hy
 from __future__ import annotations
 
 import argparse
+import sys
 
 from videomae.errors import ConfigError
 
@@ -31,11 +32,41 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"recipe {args.recipe!r} is a {recipe_stage} recipe; `videomae {args.command}` takes "
                           f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes")
     cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
+    if cfg.stage == "eval":
+        cfg = with_trained_preprocessing(cfg, args.overrides)
     try:
         run(cfg)
     finally:
         shutdown()
     return 0
+
+
+# Data settings a model's export records and `videomae eval` takes from it (the recipe's are defaults).
+EVAL_SETTINGS = ("num_frames", "sampling_rate", "sparse", "input_size", "short_side_size", "test_num_segment",
+                 "test_num_crop")
+
+
+def with_trained_preprocessing(cfg, overrides: list[str]):
+    """`cfg` testing clips as the checkpoint was trained (frames, rate, sizes, views), unless set explicitly on
+    the command line, where a value that differs from training is warned about."""
+    import dataclasses
+
+    from videomae.checkpoint import locate, read_preprocessing
+
+    found = read_preprocessing(locate(cfg.pretrained))
+    if found is None:
+        return cfg
+    trained, source = found
+    explicit = {item.partition("=")[0].strip() for item in overrides}
+    changes = {}
+    for name in EVAL_SETTINGS:
+        value, wanted = getattr(trained, name), getattr(cfg.data, name)
+        if f"data.{name}" not in explicit:
+            changes[name] = value
+        elif wanted != value:
+            print(f"warning: data.{name}={wanted} differs from the {value} the model was trained with ({source})",
+                  file=sys.stderr)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **changes)).validate()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,11 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_checkpoint_arguments(parser, "pretraining checkpoint with its decoder", "pretrain_videomae_base_patch16_224")
     parser.add_argument("--output", "-o", default="reconstruction.png", help="PNG grid (default reconstruction.png)")
     parser.add_argument("--gif", help="also write an animated GIF here")
-    parser.add_argument("--mask-type", default="tube", help="encoder mask: tube, random or frame (default tube)")
-    parser.add_argument("--mask-ratio", type=float, default=0.9, help="encoder mask ratio (default 0.9)")
-    parser.add_argument("--decoder-mask-ratio", type=float, default=0.5,
-                        help="running-cell decoder mask ratio; 0 = reconstruct all hidden tokens (default 0.5)")
-    parser.add_argument("--sampling-rate", type=int, default=4, help="frame interval of the clip (default 4)")
+    parser.add_argument("--mask-type", help="encoder mask: tube, random or frame (default: as trained, else tube)")
+    parser.add_argument("--mask-ratio", type=float, help="encoder mask ratio (default: as trained, else 0.9)")
+    parser.add_argument("--decoder-mask-ratio", type=float,
+                        help="running-cell decoder mask ratio; 0 = reconstruct all hidden tokens "
+                             "(default: as trained, else 0.5)")
+    parser.add_argument("--sampling-rate", type=int, help="frame interval of the clip (default: as trained, else 4)")
     parser.add_argument("--start", type=int, help="first frame of the clip (default: the centred clip)")
     parser.add_argument("--seed", type=int, default=0, help="mask seed")
     parser.add_argument("--scale", type=int, help="pixel enlargement of each frame (default: at least 96 px)")
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from videomae.data.sampling import dense_val_indices
     from videomae.data.transforms import val_clip
     from videomae.errors import DataError
-    from videomae.product.common import discover_inputs, load_model
+    from videomae.product.common import TrainedSettings, discover_inputs, load_model
     from videomae.product.visualize import MaskConfig, grid_image, reconstruct, save_gif
 
-    if args.sampling_rate < 1:
+    if args.sampling_rate is not None and args.sampling_rate < 1:
         raise ConfigError(f"--sampling-rate must be at least 1, got {args.sampling_rate}")
     if not args.output.lower().endswith(".png"):
         raise ConfigError(f"--output must be a .png file, got {args.output!r}")
@@ -59,25 +60,30 @@ def run(args: argparse.Namespace) -> int:
     if model.config.kind != "pretrain":
         raise CheckpointError(f"{args.checkpoint} holds a {model.config.kind} without a decoder; visualize needs a "
                               f"pretraining checkpoint (from `videomae pretrain` or an official *_pt_*.pth)")
+    trained = TrainedSettings.of(args.checkpoint)
+    rate = trained.pick("--sampling-rate", args.sampling_rate, "sampling_rate", 4)
+    masks = MaskConfig(encoder_type=trained.pick("--mask-type", args.mask_type, "mask_type", "tube"),
+                       encoder_ratio=trained.pick("--mask-ratio", args.mask_ratio, "mask_ratio", 0.9),
+                       decoder_type=trained.pick("decoder mask", None, "decoder_mask_type", "running_cell"),
+                       decoder_ratio=trained.pick("--decoder-mask-ratio", args.decoder_mask_ratio,
+                                                  "decoder_mask_ratio", 0.5), seed=args.seed)
     size, length = model.config.image_hw[0], model.config.num_frames
     reader = videos[0].open(args.backend)
     try:
         n = reader.num_frames
         if args.start is None:
-            indices = dense_val_indices(n, length, args.sampling_rate, linspace=False)
+            indices = dense_val_indices(n, length, rate, linspace=False)
         else:
             if not 0 <= args.start < n:
                 raise DataError(f"--start {args.start} is outside the video's {n} frames")
-            indices = np.minimum(args.start + np.arange(length) * args.sampling_rate, n - 1)
+            indices = np.minimum(args.start + np.arange(length) * rate, n - 1)
         frames = reader.read(indices.tolist())
     finally:
         reader.close()
     video = val_clip(frames, size, size).unsqueeze(0)  # (1, 3, T, S, S)
-    masks = MaskConfig(encoder_type=args.mask_type, encoder_ratio=args.mask_ratio,
-                       decoder_ratio=args.decoder_mask_ratio, seed=args.seed)
     result = reconstruct(model, video, masks)
-    title = (f"{os.path.basename(args.video)}: {args.mask_type} {args.mask_ratio:g}, decoder running cell "
-             f"{args.decoder_mask_ratio:g}, loss {result.loss:.3f}")
+    title = (f"{os.path.basename(args.video)}: {masks.encoder_type} {masks.encoder_ratio:g}, decoder "
+             f"{masks.decoder_type} {masks.decoder_ratio:g}, loss {result.loss:.3f}")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     grid_image(result, args.scale, title).save(args.output)
     print(f"wrote {args.output} (reconstruction loss {result.loss:.4f} on normalized pixels)", file=sys.stderr)

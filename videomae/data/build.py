@@ -18,18 +18,30 @@ STAGES = ("pretrain", "finetune")
 SPLITS = ("train", "val", "test")
 
 
-def split_manifest(manifest: str, split: str) -> str:
-    """A folder holding official `train.csv`/`val.csv`/`test.csv` lists gives the split's file.
+def list_in_folder(manifest: str, split: str) -> str | None:
+    """`manifest/<split>.csv` when `manifest` is a folder holding the official per-split lists."""
+    candidate = os.path.join(manifest, f"{split}.csv")
+    return candidate if os.path.isdir(manifest) and os.path.isfile(candidate) else None
 
-    As in the official code, the test split falls back to `val.csv`. Any other manifest is used as is.
+
+def split_manifest(manifest: str, split: str) -> str:
+    """The split's list inside a folder of per-split lists; any other manifest as it is."""
+    return list_in_folder(manifest, split) or manifest
+
+
+def manifest_of_split(cfg: DataConfig, split: str) -> tuple[str, bool]:
+    """(the list a split reads, whether that list is the training data's).
+
+    val: `val_manifest`, else `val.csv` in a manifest folder; test: `test_manifest`, else `test.csv`, else the
+    validation list (as the official code). A split with no list of its own reuses the training data.
     """
-    if not os.path.isdir(manifest):
-        return manifest
-    candidates = [f"{split}.csv"] + (["val.csv"] if split == "test" else [])
-    for name in candidates:
-        if os.path.isfile(os.path.join(manifest, name)):
-            return os.path.join(manifest, name)
-    return manifest
+    train = split_manifest(cfg.manifest, "train")
+    if split == "train":
+        return train, False
+    val = [cfg.val_manifest, list_in_folder(cfg.manifest, "val")]
+    candidates = val if split == "val" else [cfg.test_manifest, list_in_folder(cfg.manifest, "test")] + val
+    own = next((path for path in candidates if path), None)
+    return (own, False) if own else (train, True)
 
 
 def _synthetic_manifest(cfg: DataConfig) -> Manifest:
@@ -52,7 +64,12 @@ def _file_manifest(cfg: DataConfig, stage: str, split: str) -> Manifest:
         return Manifest(samples)
     if cfg.manifest is None:
         raise DataError("no data: set data.manifest, data.sources, or data.synthetic")
-    found = read_manifest(split_manifest(cfg.manifest, split), cfg.root, stage, cfg.labels)
+    manifest, reused = manifest_of_split(cfg, split)
+    if reused:
+        logger.warning("warning: the %s split has no list of its own, so it reuses the training videos (%s) and its "
+                       "accuracy is not a held-out measure; set data.%s_manifest, or prepare the data with "
+                       "`videomae data prepare --val-fraction`", split, manifest, split)
+    found = read_manifest(manifest, cfg.root, stage, cfg.labels)
     return Manifest(with_source(found.samples, cfg.sampling_rate, cfg.frame_template, cfg.start_index),
                     found.class_names)
 
@@ -86,7 +103,7 @@ def build_dataset(cfg: DataConfig, stage: str, split: str, *, seed: int = 0,
     """
     if stage not in STAGES or split not in SPLITS:
         raise DataError(f"stage must be one of {STAGES} and split one of {SPLITS}, got {stage!r}, {split!r}")
-    if cfg.synthetic is not None:
+    if cfg.uses_synthetic:
         manifest = _synthetic_manifest(cfg)
         logger.info("synthetic data: %d moving-square videos, %d classes", len(manifest.samples),
                     cfg.synthetic.num_classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from videomae.errors import DataError
@@ -52,8 +53,12 @@ class DataConfig:
     """Everything `build_dataset` needs. Field names follow the official command-line flags where one exists.
 
     Attributes:
-        manifest: list file, CSV, or folder-per-class tree; `None` when `sources` or `synthetic` is used.
-        root: folder that relative manifest paths are joined to.
+        manifest: list file, CSV, folder-per-class tree, or a folder holding `train.csv`/`val.csv`/`test.csv`;
+            `None` when `sources` or `synthetic` is used.
+        val_manifest: validation list (default: `val.csv` beside `train.csv` in a manifest folder; else the
+            training data, with a warning).
+        test_manifest: test list (default: `test.csv` in a manifest folder, else the validation list).
+        root: folder that relative manifest paths are joined to (default: the manifest's own folder).
         sources: hybrid pretraining sources, each with its own root, interval and frame template.
         backend: video decoder: "pyav", "decord", "torchcodec" or "auto" (fastest installed).
         frame_template: file name template of frame folders listed in `manifest`.
@@ -81,12 +86,15 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         max_bad_fraction: fraction of failed samples (over the samples seen) above which loading stops.
         labels: label file (one class name per line); otherwise classes come from the data.
-        synthetic: generate data instead of reading files.
+        synthetic: generate data instead of reading files; used only when no manifest or source is given, so a
+            user's data always wins over a recipe's built-in set.
         train_linspace: official train-time dense indices (`linspace`, stride ~4.27); False = exact stride.
         multiscale_crop_scales: scales of the pretraining multi-scale crop.
     """
 
     manifest: str | None = None
+    val_manifest: str | None = None
+    test_manifest: str | None = None
     root: str = ""
     sources: list[SourceConfig] = field(default_factory=list)
     backend: str = "pyav"
@@ -125,15 +133,27 @@ class DataConfig:
         self.sources = [SourceConfig(**s) if isinstance(s, dict) else s for s in self.sources]
         self.validate()
 
+    @property
+    def uses_synthetic(self) -> bool:
+        """Generated data is the fallback when no files are named."""
+        return self.synthetic is not None and self.manifest is None and not self.sources
+
     def validate(self) -> None:
-        """Raise `DataError` for settings that cannot work."""
+        """Raise `DataError` for settings that cannot work, naming the setting (`data.NAME`)."""
         if self.backend not in BACKENDS:
-            raise DataError(f"unknown video backend {self.backend!r}; choose one of {list(BACKENDS)}")
+            raise DataError(f"data.backend: unknown video backend {self.backend!r}; choose one of {list(BACKENDS)}")
         for name in ("num_frames", "sampling_rate", "input_size", "short_side_size", "num_sample",
-                     "test_num_segment", "test_num_crop"):
+                     "test_num_segment", "test_num_crop", "tubelet_size", "patch_size"):
             if getattr(self, name) < 1:
-                raise DataError(f"data setting {name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise DataError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+                raise DataError(f"data.{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {self.num_workers}")
+        for name, low, high in (("max_bad_fraction", 0.0, 1.0), ("reprob", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
+                                ("mask_ratio", 0.0, 0.999), ("decoder_mask_ratio", 0.0, 0.999),
+                                ("mixup", 0.0, math.inf), ("cutmix", 0.0, math.inf)):
+            value = getattr(self, name)
+            if not low <= value <= high:  # also refuses NaN
+                raise DataError(f"data.{name} must be in [{low:g}, {high:g}], got {value}")
         if self.short_side_size < self.input_size:
-            raise DataError(f"short_side_size={self.short_side_size} is smaller than input_size={self.input_size}")
+            raise DataError(f"data.short_side_size={self.short_side_size} is smaller than data.input_size="
+                            f"{self.input_size}; the test crops are short_side_size squares cut from the resized frame")

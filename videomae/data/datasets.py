@@ -87,9 +87,8 @@ class VideoDataset(Dataset):
 
     def open_reader(self, index: int) -> VideoReader:
         """Reader of sample `index`."""
-        synthetic = self.cfg.synthetic
-        if synthetic is not None:
-            return SyntheticReader(synthetic, index, self.seed)
+        if self.cfg.uses_synthetic:
+            return SyntheticReader(self.cfg.synthetic, index, self.seed)
         return open_sample(self.samples[index], self.cfg.backend)
 
     def load_robustly(self, epoch: int, index: int, load) -> dict[str, torch.Tensor]:
@@ -218,10 +217,6 @@ class FinetuneDataset(VideoDataset):
         cfg = self.cfg
         segment, crop = divmod(view, cfg.test_num_crop)
 
-        def pick(n: int) -> np.ndarray:
-            if cfg.sparse:
-                return sampling.segment_test_indices(n, cfg.num_frames, segment, cfg.test_num_segment)
-            return sampling.dense_test_indices(n, cfg.num_frames, cfg.sampling_rate, segment, cfg.test_num_segment)
-
-        frames = self.read_frames(index, pick)
+        frames = self.read_frames(index, lambda n: sampling.test_indices(
+            n, cfg.num_frames, cfg.sampling_rate, cfg.sparse, segment, cfg.test_num_segment))
         return self._item(index, [transforms.multiview_clip(frames, cfg.short_side_size, crop, cfg.test_num_crop)], view)

@@ -103,3 +103,11 @@ def segment_test_indices(n: int, num_segments: int, view: int, num_views: int) -
     tick = n / num_segments
     every = sorted(int(c * tick / num_views + tick * x) for c in range(num_views) for x in range(num_segments))
     return np.asarray(every[view::num_views], dtype=np.int64)
+
+
+def test_indices(n: int, clip_len: int, rate: int, sparse: bool, view: int, num_views: int) -> np.ndarray:
+    """Frames of temporal test view `view` of `num_views` (the official test split): a dense run of every
+    `rate`-th frame, or one frame per segment when `sparse`. The dataset and `videomae predict` share it."""
+    if sparse:
+        return segment_test_indices(n, clip_len, view, num_views)
+    return dense_test_indices(n, clip_len, rate, view, num_views)

@@ -1,8 +1,7 @@
-"""What the product commands share: loading a checkpoint of any kind, hashing it, and opening inputs.
+"""What the product commands share: loading a checkpoint with what it was trained with, and opening inputs.
 
-A "checkpoint" given to `extract`, `predict` or `visualize` may be an official `.pth`, a Hugging Face
-directory, a directory in our format, or the output directory of a `videomae pretrain/finetune` run (its
-`export/` subdirectory is used).
+A checkpoint given to `extract`, `predict` or `visualize` is anything `videomae.checkpoint.locate` accepts: an
+official `.pth`, a Hugging Face directory, a directory in our format, or a training run directory.
 """
 
 from __future__ import annotations
@@ -11,31 +10,29 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from videomae.checkpoint import Preprocessing, locate, read_preprocessing
 from videomae.data import FrameFolderReader, VideoReader, open_video
 from videomae.data.decoders import IMAGE_EXTENSIONS
 from videomae.data.manifests import VIDEO_EXTENSIONS
-from videomae.errors import CheckpointError, ConfigError, DataError
+from videomae.errors import ConfigError, DataError
 
 _HASH_CHUNK = 1 << 20
 
 
-def resolve_checkpoint(path: str) -> str:
-    """The loadable checkpoint for `path`: a training run directory becomes its `export/` directory."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    export = os.path.join(path, "export")
-    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")) and os.path.isdir(export):
-        return export
-    return path
+def say(line: str) -> None:
+    """A status line for the user (stderr, so stdout stays machine-readable)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def load_model(checkpoint: str, model_name: str | None = None, **overrides) -> nn.Module:
-    """A model in eval mode from any supported checkpoint (see the module docstring).
+    """A model in eval mode from any supported checkpoint (see the module docstring); says which weights of a
+    training run it took.
 
     Args:
         checkpoint: file or directory.
@@ -47,13 +44,41 @@ def load_model(checkpoint: str, model_name: str | None = None, **overrides) -> n
     """
     from videomae import create_model
 
-    model = create_model(model_name, pretrained=resolve_checkpoint(checkpoint), **overrides)
+    location = locate(checkpoint)
+    if location.note:
+        say(location.note)
+    model = create_model(model_name, pretrained=str(location.path), **overrides)
     return model.eval().requires_grad_(False)
+
+
+@dataclass
+class TrainedSettings:
+    """A checkpoint's training preprocessing, as defaults for a command's options.
+
+    `pick(option, given, fallback)`: the value given on the command line (with a warning when it differs from
+    training), else the trained value, else the command's own default.
+    """
+
+    preprocessing: Preprocessing | None = None
+    source: str = ""
+
+    @classmethod
+    def of(cls, checkpoint: str) -> "TrainedSettings":
+        found = read_preprocessing(locate(checkpoint))
+        return cls(*found) if found else cls()
+
+    def pick(self, option: str, given, trained_field: str | None, fallback):
+        trained = getattr(self.preprocessing, trained_field) if self.preprocessing and trained_field else None
+        if given is None:
+            return fallback if trained is None else trained
+        if trained is not None and given != trained:
+            say(f"warning: {option} {given} differs from the {trained} the model was trained with ({self.source})")
+        return given
 
 
 def checkpoint_sha256(checkpoint: str) -> str:
     """SHA-256 of a checkpoint file, or of every file of a checkpoint directory (names and bytes, sorted)."""
-    path = resolve_checkpoint(checkpoint)
+    path = str(locate(checkpoint).path)
     digest = hashlib.sha256()
     files = [path] if os.path.isfile(path) else sorted(
         os.path.join(root, name) for root, _, names in os.walk(path) for name in names)

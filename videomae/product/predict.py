@@ -1,14 +1,15 @@
 """Multi-view video classification: clips x crops per video, softmax averaged (the official test protocol).
 
-Views are those of the official test split (reference §5.2): `num_clips` temporal windows spread evenly
-over the video (every `sampling_rate`-th frame), each cut into `num_crops` squares along the long side after
-a short-side resize. The per-view softmax probabilities are averaged, as the official `merge`.
+Views are those of the official test split (reference §5.2), the same as the dataset's test split:
+`num_clips` temporal windows spread evenly over the video (every `sampling_rate`-th frame, or one frame per
+segment for segment-sampled models such as SSv2's), each cut into `num_crops` squares along the long side
+after a short-side resize. The per-view softmax probabilities are averaged, as the official `merge`.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -17,13 +18,13 @@ import torch
 import torch.nn as nn
 
 from videomae.data.manifests import read_label_file
-from videomae.data.sampling import dense_test_indices
+from videomae.checkpoint import locate, read_labels
+from videomae.data.sampling import test_indices
 from videomae.data.transforms import multiview_clip
 from videomae.errors import DataError
-from videomae.product.common import InputVideo, autocast, resolve_checkpoint
+from videomae.product.common import InputVideo, autocast
 
 KINETICS_LABELS = ("k400", "k600", "k700", "k710")
-LABELS_FILE = "labels.txt"  # class names beside a checkpoint, one per line
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ViewConfig:
         num_crops: spatial views per temporal view (1 = centre, 3 = both ends and centre).
         num_frames: frames per clip (the model's).
         sampling_rate: frame interval inside a clip.
+        sparse: one frame per segment instead of a dense clip (models trained with segment sampling).
         short_side: short side after resizing; crops are short_side x short_side.
         batch_size: views per forward pass.
         precision: "fp32" or "bf16".
@@ -44,6 +46,7 @@ class ViewConfig:
     num_crops: int = 3
     num_frames: int = 16
     sampling_rate: int = 4
+    sparse: bool = False
     short_side: int = 224
     batch_size: int = 8
     precision: str = "fp32"
@@ -59,7 +62,7 @@ def resolve_labels(spec: str | None, checkpoint: str, num_classes: int) -> list[
     """Class names for a classifier of `num_classes` outputs.
 
     Order of preference: `spec` ("k400" ... "k710" or a file), a `labels.txt` beside the checkpoint (or in
-    the training run directory above it), the Kinetics list of that size, else "class 0", "class 1", ...
+    its training run directory), the Kinetics list of that size, else "class 0", "class 1", ...
 
     Raises:
         DataError: the names do not match the classifier's size, or the file cannot be read.
@@ -69,7 +72,7 @@ def resolve_labels(spec: str | None, checkpoint: str, num_classes: int) -> list[
     elif spec is not None:
         names = read_label_file(spec)
     else:
-        names = _labels_beside(resolve_checkpoint(checkpoint))
+        names = read_labels(locate(checkpoint))
         if names is None:
             by_size = {len(kinetics_labels(k)): k for k in KINETICS_LABELS}
             names = kinetics_labels(by_size[num_classes]) if num_classes in by_size \
@@ -80,21 +83,14 @@ def resolve_labels(spec: str | None, checkpoint: str, num_classes: int) -> list[
     return names
 
 
-def _labels_beside(checkpoint: str) -> list[str] | None:
-    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    for candidate in (os.path.join(folder, LABELS_FILE), os.path.join(os.path.dirname(folder), LABELS_FILE)):
-        if os.path.isfile(candidate):
-            return read_label_file(candidate)
-    return None
-
-
 def view_batches(video: InputVideo, cfg: ViewConfig, backend: str):
     """Yield batches of test views (b, 3, T, S, S) of one video; the file is read once per temporal view."""
     reader = video.open(backend)
     try:
         pending = []
         for clip in range(cfg.num_clips):
-            indices = dense_test_indices(reader.num_frames, cfg.num_frames, cfg.sampling_rate, clip, cfg.num_clips)
+            indices = test_indices(reader.num_frames, cfg.num_frames, cfg.sampling_rate, cfg.sparse, clip,
+                                   cfg.num_clips)
             frames = reader.read(indices.tolist())  # (T, H, W, 3)
             pending += [multiview_clip(frames, cfg.short_side, crop, cfg.num_crops) for crop in range(cfg.num_crops)]
             while len(pending) >= cfg.batch_size:
@@ -120,15 +116,23 @@ def video_probabilities(model: nn.Module, video: InputVideo, cfg: ViewConfig, de
 
 @dataclass
 class Prediction:
-    """Top-k classes of one video."""
+    """Top-k classes of one video, or why it could not be classified."""
 
     video: str
     views: int
     top: list[tuple[int, str, float]]  # (class index, name, probability)
+    error: str | None = None
 
     def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"video": self.video, "error": self.error}
         return {"video": self.video, "views": self.views,
-                "top_k": [{"index": i, "label": name, "probability": round(p, 6)} for i, name, p in self.top]}
+                "top_k": [{"index": i, "label": name, "probability": _json_number(p)} for i, name, p in self.top]}
+
+
+def _json_number(value: float) -> float | None:
+    """JSON has no NaN: a non-finite probability (a diverged model) is written as null."""
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def top_k(probabilities: np.ndarray, names: list[str], k: int) -> list[tuple[int, str, float]]:
@@ -140,10 +144,13 @@ def format_table(predictions: list[Prediction]) -> str:
     """A plain-text table: one block per video, one line per class."""
     lines = []
     for prediction in predictions:
+        if prediction.error is not None:
+            lines.append(f"{prediction.video}: failed: {prediction.error}")
+            continue
         lines.append(f"{prediction.video} ({prediction.views} views)")
         lines += [f"  {rank}. {100 * p:6.2f}%  {name}" for rank, (_, name, p) in enumerate(prediction.top, start=1)]
     return "\n".join(lines)
 
 
 def format_json(predictions: list[Prediction]) -> str:
-    return json.dumps([p.to_dict() for p in predictions], indent=1)
+    return json.dumps([p.to_dict() for p in predictions], indent=1, allow_nan=False)

@@ -32,6 +32,8 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from videomae.checkpoint import save_pretrained
+from videomae.checkpoint.locate import LABELS_FILE
+from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
 from videomae.errors import CheckpointError, VideoMAEError
 from videomae.models import build_model
 from videomae.training.distributed import Dist, barrier
@@ -112,10 +114,12 @@ def save_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch
     barrier(d)
 
 
-def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict, class_names: list[str] | None = None) -> None:
+def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict, class_names: list[str] | None = None,
+                   preprocessing: Preprocessing | None = None) -> None:
     """Replace `path` atomically with the model in the project's format (`create_model(pretrained=path)`
-    loads it) plus `meta.json`, and `labels.txt` (one class name per line, read by `videomae predict`)
-    when the classes have names. Collective under FSDP; rank 0 writes."""
+    loads it) plus `meta.json`, `preprocessing.json` (how its inputs were prepared, the defaults of `predict`,
+    `visualize`, `extract` and `eval`) and `labels.txt` (one class name per line) when the classes have names.
+    Collective under FSDP; rank 0 writes."""
     state = full_model_state(model)
     if d.is_main:
         check_finite(state)
@@ -127,8 +131,10 @@ def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict, class_names
             with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as handle:
                 json.dump(meta, handle, indent=2)
             if class_names:
-                with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as handle:
+                with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as handle:
                     handle.write("\n".join(class_names) + "\n")
+            if preprocessing is not None:
+                write_preprocessing(preprocessing, tmp)
 
         _write_dir_atomically(path, write)
     barrier(d)

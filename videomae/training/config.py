@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -28,6 +29,8 @@ STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
 LR_RULES = ("official", "views", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PARALLEL = ("ddp", "fsdp")
+# Stages that are meaningless on random weights, and what they would measure.
+NEEDS_WEIGHTS = {"eval": "tests a trained classifier", "probe": "trains a classifier on frozen pretrained features"}
 
 
 @dataclass
@@ -62,6 +65,30 @@ class OptimConfig:
     layer_decay: float = 1.0
     lr_rule: str = "official"
     base_batch: int = 256
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the setting (`optim.NAME`) for values that cannot work (NaN included)."""
+        for name, low, high, open_low in (("lr", 0.0, math.inf, True), ("min_lr", 0.0, math.inf, False),
+                                          ("warmup_epochs", 0.0, math.inf, False), ("eps", 0.0, 1.0, True),
+                                          ("weight_decay", 0.0, math.inf, False), ("layer_decay", 0.0, 1.0, True)):
+            _check_range(f"optim.{name}", getattr(self, name), low, high, open_low)
+        if self.weight_decay_end is not None:
+            _check_range("optim.weight_decay_end", self.weight_decay_end, 0.0, math.inf, False)
+        if self.clip_grad is not None:
+            _check_range("optim.clip_grad", self.clip_grad, 0.0, math.inf, True)
+        for beta in self.betas:
+            _check_range("optim.betas", beta, 0.0, 1.0, False, high_open=True)
+        if self.base_batch < 1:
+            raise ConfigError(f"optim.base_batch must be at least 1, got {self.base_batch}")
+
+
+def _check_range(name: str, value: float, low: float, high: float, low_open: bool, high_open: bool = False) -> None:
+    """`value` in the interval (brackets as given); NaN and infinity are never accepted."""
+    inside = math.isfinite(value) and (value > low if low_open else value >= low) and \
+        (value < high if high_open else value <= high)
+    if not inside:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must be a number in {interval}, got {value}")
 
 
 @dataclass
@@ -159,13 +186,24 @@ class TrainConfig:
                                      ("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
-        for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite"):
+        for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "save_every", "val_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        _check_range("ema_decay", self.ema_decay, 0.0, 1.0, False, high_open=True)
+        self.optim.validate()
         if self.stage == "distill" and not self.distill.teacher:
             raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")
         self.data.validate()
         return self
+
+    def require_weights(self) -> None:
+        """Before a run: a stage that is meaningless on random weights refuses to start without them."""
+        if self.stage in NEEDS_WEIGHTS and not self.pretrained:
+            raise ConfigError(f"the {self.stage} stage {NEEDS_WEIGHTS[self.stage]}: set pretrained=CHECKPOINT "
+                              f"(a file, an export or a training run directory)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -209,6 +247,8 @@ def _coerce(value, tp, key: str):
         return value
     if origin in (tuple, list) and isinstance(value, (list, tuple)):
         args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"{key} expects {len(args)} values, got {len(value)}: {list(value)}")
         item = args[0] if args else typing.Any
         items = [_coerce(v, item, f"{key}[{i}]") if item is not typing.Any else v for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items

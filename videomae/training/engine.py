@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
 from videomae.errors import ConfigError
 from videomae.seeding import derive_seed, torch_generator
@@ -236,7 +237,7 @@ class Trainer:
         if meta["best_acc1"] is None or metrics["acc1"] > meta["best_acc1"]:
             meta["best_acc1"] = metrics["acc1"]
             save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary,
-                           class_names=self.class_names)
+                           class_names=self.class_names, preprocessing=self.preprocessing)
         if self.d.is_main:
             with open(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(summary) + "\n")
@@ -247,6 +248,11 @@ class Trainer:
     def class_names(self) -> list[str] | None:
         """Names of the training set's classes, when the data has them (written beside exported models)."""
         return getattr(self.task.train_set, "class_names", None)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How this run prepares its clips (exported beside the model)."""
+        return Preprocessing.from_fields(dataclasses.asdict(self.task.data))
 
     def should_save(self, step: int) -> bool:
         every = self.cfg.save_every or self.steps_per_epoch
@@ -295,9 +301,10 @@ class Trainer:
             metrics.close()
         result.step, result.skipped = step, meta["skipped"]
         save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage},
-                       class_names=self.class_names)
+                       class_names=self.class_names, preprocessing=self.preprocessing)
         if self.ema is not None:
-            save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step})
+            save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step},
+                           class_names=self.class_names, preprocessing=self.preprocessing)
         if self.task.test_set is not None and cfg.test_at_end:
             result.test = evaluate(self.model, self.task.test_set, d, batch_size=cfg.batch_size,
                                    num_workers=self.task.data.num_workers, autocast=self.autocast,
@@ -322,4 +329,5 @@ def evaluate_run(cfg: TrainConfig) -> dict:
 
 def run(cfg: TrainConfig) -> RunResult | dict:
     """Run a config's stage: training stages return a `RunResult`, "eval" returns the test metrics."""
+    cfg.require_weights()
     return evaluate_run(cfg) if cfg.stage == "eval" else Trainer(cfg).fit()

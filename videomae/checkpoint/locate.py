@@ -1,0 +1,148 @@
+"""One rule for what "a checkpoint" is, shared by `create_model(pretrained=...)`, recipes and every command.
+
+A checkpoint argument may be:
+- a file: an official `.pth`/`.pt`/`.bin`, or a `.safetensors` state dict;
+- a directory in our format (`config.json` with `"format": "videomae"`, written by `videomae convert` or a run's
+  export), or a Hugging Face VideoMAE directory (`"model_type": "videomae"`);
+- a training run directory (`output_dir` of `videomae pretrain/finetune/...`): its `export/` (the final model),
+  else `checkpoints/best` (best validation), else the newest `checkpoints/step_*`, saying which;
+- one training checkpoint `checkpoints/step_*` (weights plus `meta.json` with the architecture);
+- a DeepSpeed checkpoint directory (`latest` file or `mp_rank_00_model_states.pt`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from videomae.checkpoint.preprocessing import FILE as PREPROCESSING_FILE
+from videomae.checkpoint.preprocessing import Preprocessing, read_preprocessing_file
+from videomae.errors import CheckpointError
+
+LABELS_FILE = "labels.txt"  # class names beside an exported classifier, one per line
+STEP_DIR = re.compile(r"^step_\d{8}$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the weights named by a checkpoint argument are.
+
+    Attributes:
+        path: the file or directory to read.
+        kind: "file", "videomae", "hf", "step" (a training checkpoint) or "deepspeed".
+        run_dir: the training run it belongs to, when it does.
+        note: how a run directory was resolved (said to the user), or None.
+    """
+
+    path: Path
+    kind: str
+    run_dir: Path | None = None
+    note: str | None = None
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a checkpoint directory; a malformed file is a one-line CheckpointError."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); restore or delete the file") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} should hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def is_run_config(config: dict) -> bool:
+    """A training run's resolved TrainConfig (its config.json)."""
+    return "stage" in config and "data" in config and "optim" in config
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The training run holding `path` (`RUN/export`, `RUN/checkpoints/best`, `RUN/checkpoints/step_*`), if any."""
+    for candidate in (path.parent, path.parent.parent):
+        try:
+            if is_run_config(json.loads((candidate / "config.json").read_text(encoding="utf-8"))):
+                return candidate
+        except (OSError, ValueError, UnicodeDecodeError, TypeError):
+            continue  # not a run directory
+    return None
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete `checkpoints/step_*` directories of a run, oldest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return [p for p in sorted(root.iterdir()) if STEP_DIR.match(p.name) and (p / "meta.json").is_file()]
+
+
+def _locate_in_run(run_dir: Path) -> Location:
+    export, best = run_dir / "export", run_dir / "checkpoints" / "best"
+    if (export / "config.json").is_file():
+        return Location(export, "videomae", run_dir, f"training run {run_dir}: using export/ (the final model)")
+    if (best / "config.json").is_file():
+        return Location(best, "videomae", run_dir,
+                        f"training run {run_dir}: using checkpoints/best (best validation; the run has no export yet)")
+    steps = step_checkpoints(run_dir)
+    if steps:
+        return Location(steps[-1], "step", run_dir,
+                        f"training run {run_dir}: using checkpoints/{steps[-1].name} (the newest training "
+                        f"checkpoint; the run has no export yet)")
+    raise CheckpointError(f"training run {run_dir} has no export/ and no checkpoint yet; let it train until it "
+                          f"saves one, or point at another checkpoint")
+
+
+def locate(path: str | Path) -> Location:
+    """Resolve a checkpoint argument (module docstring) to the weights to read."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_file():
+        return Location(path, "file")
+    if (path / "config.json").is_file():
+        config = read_json(path / "config.json")
+        if config.get("format") == "videomae":
+            return Location(path, "videomae", enclosing_run(path))
+        if config.get("model_type") == "videomae":
+            return Location(path, "hf")
+        if is_run_config(config):
+            return _locate_in_run(path)
+        raise CheckpointError(f"{path / 'config.json'} is neither a videomae config (format: videomae), a Hugging Face "
+                              f"VideoMAE config (model_type: videomae) nor a training run's config; "
+                              f"model_type={config.get('model_type')!r}")
+    if (path / "meta.json").is_file() and (path / "model.safetensors").is_file():
+        return Location(path, "step", enclosing_run(path))
+    if (path / "export").is_dir() or (path / "checkpoints").is_dir():
+        return _locate_in_run(path)
+    return Location(path, "deepspeed")
+
+
+def _sidecar_dirs(location: Location) -> list[Path]:
+    """Where files that travel with the weights may be: beside them, then in their training run."""
+    own = location.path if location.path.is_dir() else location.path.parent
+    return [own] + ([location.run_dir] if location.run_dir is not None else [])
+
+
+def read_labels(location: Location) -> list[str] | None:
+    """Class names from `labels.txt` beside the weights or in their run directory, if any."""
+    for folder in _sidecar_dirs(location):
+        if (folder / LABELS_FILE).is_file():
+            lines = (folder / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+            return [line.strip() for line in lines if line.strip()]
+    return None
+
+
+def read_preprocessing(location: Location) -> tuple[Preprocessing, Path] | None:
+    """The training preprocessing of a checkpoint and the file it came from, if recorded.
+
+    `preprocessing.json` beside the weights wins; otherwise a training run's config.json (`data` section).
+    """
+    for folder in _sidecar_dirs(location):
+        if (folder / PREPROCESSING_FILE).is_file():
+            return read_preprocessing_file(folder / PREPROCESSING_FILE), folder / PREPROCESSING_FILE
+    if location.run_dir is not None and (location.run_dir / "config.json").is_file():
+        config = read_json(location.run_dir / "config.json")
+        if is_run_config(config) and isinstance(config["data"], dict):
+            return Preprocessing.from_fields(config["data"]), location.run_dir / "config.json"
+    return None
