@@ -32,6 +32,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"recipe {args.recipe!r} is a {recipe_stage} recipe; `videomae {args.command}` takes "
                           f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes")
     cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
+    cfg.require_weights()
     if cfg.stage == "eval":
         cfg = with_trained_preprocessing(cfg, args.overrides)
     try:

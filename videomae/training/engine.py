@@ -318,6 +318,9 @@ def evaluate_run(cfg: TrainConfig) -> dict:
     """The eval stage: multi-view test of `cfg.pretrained` on the recipe's test data; writes `output_dir/test/`."""
     cfg = dataclasses.replace(cfg, stage="eval").validate()
     d = init_distributed()
+    if d.is_main:  # what was tested, and how
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
     task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
     model = task.model.to(d.device)
     metrics = evaluate(model, task.test_set, d, batch_size=cfg.batch_size, num_workers=task.data.num_workers,
