@@ -174,3 +174,8 @@ def test_folder_without_class_folders_says_how_to_lay_it_out(tmp_path):
     (tmp_path / "flat" / "a.mp4").write_bytes(b"x")
     with pytest.raises(DataError, match=r"flat: the videos sit directly in the folder; put them in one sub-folder"):
         read_manifest(str(tmp_path / "flat"))
+
+
+def test_shard_index_names_shards_beside_it_whatever_the_root(elsewhere, tmp_path):
+    index = write_lines(elsewhere / "index.csv", ["key,shard,offset,size,label", "a,shard-000000.tar,0,10,0"])
+    assert read_manifest(index, root=str(tmp_path)).samples[0].path == str(elsewhere / "shard-000000.tar")

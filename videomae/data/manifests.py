@@ -7,7 +7,8 @@ Accepted formats (see docs/data.md):
 - a folder-per-class tree: `ROOT/<class>/<video file or frame folder>`;
 - a shard index written by `videomae data prepare --shards` (see `videomae.data.shards`).
 
-Relative paths are joined to `root` when one is given, else to the manifest's own folder.
+Relative paths are joined to `root` when one is given, else to the manifest's own folder (shard indexes: always
+their own folder).
 """
 
 from __future__ import annotations
@@ -265,8 +266,9 @@ def _is_video(name: str) -> bool:
     return name.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def _read_shard_index(file: str, text: str, root: str) -> Manifest:
-    base = _base_folder(file, root)
+def _read_shard_index(file: str, text: str) -> Manifest:
+    """Shards are named relative to their index, which is written beside them, so `root` does not apply."""
+    base = _base_folder(file, "")
     expected = "key,shard,offset,size,label"
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = [(reader.line_num, row) for row in reader if row]
@@ -309,7 +311,7 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
                         f"'path,label[,start,end]' then one row per video (CSV)")
     header = [cell.strip().lower() for cell in first.split(",")]
     if header == SHARD_INDEX_HEADER:
-        found = _read_shard_index(manifest, text, root)
+        found = _read_shard_index(manifest, text)
     elif "path" in header:
         found = _read_csv(manifest, text, root, label_file)
     else:
