@@ -20,7 +20,6 @@ from videomae.data.tools import validation_part
 def source(tmp_path):
     """7 tiny videos in two class folders (4 + 3)."""
     write_synthetic_videos(str(tmp_path / "src"), num_videos=7, num_classes=2, num_frames=6, height=32, width=48)
-    os.remove(tmp_path / "src" / "manifest.csv")
     return tmp_path / "src"
 
 

@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -96,7 +97,7 @@ def _read_text(file: str) -> str:
                         f"as UTF-8") from None
 
 
-def _numbered_lines(text: str):
+def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, line) pairs, splitting on any newline convention as `open` does."""
     return enumerate(io.StringIO(text, newline=None), start=1)
 
@@ -221,18 +222,23 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
             raise DataError(f"{file}:{line}: label {text!r} is {kind} but line {first_line} has {other}; a label "
                             f"column holds either class indices 0, 1, 2, ... or class names, not both")
     if numeric:
-        labels = [_class_index(_int(values["label"], file, line, "a whole-number class index 0, 1, 2, ...",
-                                    values["label"]), file, line, label_file) if values.get("label") else -1
-                  for line, values in raw]
-        return labels, label_file.names if label_file else None
-    label_file = label_file or _label_file_beside(file)
-    names = label_file.names if label_file else sorted({text for _, text in given})
-    lookup = {name: i for i, name in enumerate(names)}
-    for line, text in given:
-        if text not in lookup:
-            raise _fail(file, line, f"a class name from the label file {label_file.path}; add the class there "
-                        f"or fix the row", text)
-    return [lookup[values["label"]] if values.get("label") else -1 for _, values in raw], names
+        def to_index(line: int, text: str) -> int:
+            value = _int(text, file, line, "a whole-number class index 0, 1, 2, ...", text)
+            return _class_index(value, file, line, label_file)
+
+        names = label_file.names if label_file else None
+    else:
+        label_file = label_file or _label_file_beside(file)
+        names = label_file.names if label_file else sorted({text for _, text in given})
+        lookup = {name: i for i, name in enumerate(names)}
+
+        def to_index(line: int, text: str) -> int:
+            if text not in lookup:
+                raise _fail(file, line, f"a class name from the label file {label_file.path}; add the class there "
+                            f"or fix the row", text)
+            return lookup[text]
+
+    return [to_index(line, values["label"]) if values.get("label") else -1 for line, values in raw], names
 
 
 def _label_file_beside(file: str) -> _LabelFile | None:
