@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
 
+from videomae.cli import data as data_cli
 from videomae.data import DataConfig
 from videomae.data.config import SyntheticConfig
 from videomae.data.synthetic import synthetic_frames
+from videomae.errors import VideoMAEError
 
 # name: (container extension, codec, frames, height, width, fps)
 VIDEO_SPECS = {
@@ -40,3 +43,15 @@ def write_lines(path: os.PathLike, lines: list[str]) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return str(path)
+
+
+def run_data_command(argv: list[str]) -> int:
+    """`videomae data ...` with only the data commands (other command modules belong to other engineers); a user
+    error returns 2 as the command line does."""
+    parser = argparse.ArgumentParser(prog="videomae")
+    data_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VideoMAEError:
+        return 2

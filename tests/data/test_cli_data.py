@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import pytest
+from data_helpers import run_data_command as run
 from data_helpers import write_lines
 
-from videomae.cli import data as data_cli
 from videomae.data import open_video, read_manifest, write_synthetic_videos
-from videomae.errors import VideoMAEError
-
-
-def run(argv: list[str]) -> int:
-    """Parse with only the data commands (other command modules belong to other engineers)."""
-    parser = argparse.ArgumentParser(prog="videomae")
-    data_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except VideoMAEError:
-        return 2
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +26,7 @@ def test_scan_all_good_exits_zero(source, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[0])["good"] == 3
 
 
-def test_scan_reports_bad_files(source, broken_videos, tmp_path):
+def test_scan_reports_bad_files(source, broken_videos, tmp_path, capsys):
     rows = [f"{os.path.join(source, '000_dir/video_00000.mp4')} 0 -1"] + \
         [f"{broken_videos[k]} 0 -1" for k in ("missing", "empty", "truncated", "garbage")]
     report = tmp_path / "bad.jsonl"
@@ -47,6 +34,8 @@ def test_scan_reports_bad_files(source, broken_videos, tmp_path):
                 "--workers", "1"]) == 1
     entries = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(entries) == 4 and all(e["path"] and e["reason"] for e in entries)
+    printed = capsys.readouterr().out.splitlines()[1:]
+    assert printed == [f"bad: {e['path']}: {e['reason']}" for e in entries]
 
 
 def test_scan_usage_error_exits_two(tmp_path):

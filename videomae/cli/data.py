@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from videomae.errors import DataError
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scan = commands.add_parser("scan", help="decode every file of a manifest and report the bad ones")
     scan.add_argument("manifest", help="list file, CSV, shard index, or folder-per-class tree")
     scan.add_argument("--report", help="write one JSON line per bad file here")
-    scan.add_argument("--root", default="", help="folder that relative manifest paths are joined to")
+    scan.add_argument("--root", default="", help="folder that relative manifest paths are joined to "
+                      "(default: the manifest's own folder)")
     scan.add_argument("--stage", choices=("pretrain", "finetune"), help="how 3-column official rows are read "
                       "(default: guessed from the first row)")
     scan.add_argument("--backend", default="pyav", help="pyav, decord, torchcodec or auto")
@@ -29,12 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     prepare = commands.add_parser("prepare", help="re-encode a folder of videos to a small short side")
     prepare.add_argument("src", help="folder of videos (class folders give labels)")
-    prepare.add_argument("dst", help="output folder: same relative names as .mp4, plus manifest.csv")
+    prepare.add_argument("dst", help="output folder (outside SRC): .mp4 names kept, others get .mp4 appended; "
+                         "plus manifest.csv")
     prepare.add_argument("--short-side", type=int, default=320, help="short side in pixels (never enlarged)")
     prepare.add_argument("--crf", type=int, default=23, help="H.264 quality (lower = better, larger)")
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
     prepare.add_argument("--shards", type=int, default=0, metavar="N",
                          help="also pack the videos into tar shards of N videos under DST/shards/")
+    prepare.add_argument("--val-fraction", type=float, metavar="F",
+                         help="also split into DST/train.csv and DST/val.csv, F of each class to val (0 < F < 1)")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     prepare.set_defaults(func=run_prepare)
 
 
@@ -56,23 +62,27 @@ def run_scan(args: argparse.Namespace) -> int:
     bad = scan_samples(samples, args.report, backend, args.workers)
     print(json.dumps({"scanned": len(samples), "good": len(samples) - len(bad), "bad": len(bad),
                       "backend": backend, "report": args.report}))
-    for entry in bad[:10]:
+    for entry in bad:
         print(f"bad: {entry['path']}: {entry['reason']}")
     return 1 if bad else 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Exit 0 when every video was re-encoded, 1 when some failed (listed in DST/prepare_failures.jsonl)."""
-    from videomae.data.tools import prepare_videos
+    from videomae.data.tools import PREPARE_FAILURES, prepare_videos
 
     if not os.path.isdir(args.src):
         raise DataError(f"source folder {args.src} does not exist")
     if args.short_side < 2 or args.workers < 1:
         raise DataError("--short-side must be at least 2 and --workers at least 1")
-    manifest, failures = prepare_videos(args.src, args.dst, args.short_side, args.workers, args.crf, args.shards)
-    if failures:
-        with open(os.path.join(args.dst, "prepare_failures.jsonl"), "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(f) + "\n" for f in failures)
-    print(json.dumps({"manifest": manifest, "failed": len(failures),
-                      "shards": os.path.join(args.dst, "shards") if args.shards else None}))
-    return 1 if failures else 0
+    result = prepare_videos(args.src, args.dst, args.short_side, args.workers, args.crf, args.shards,
+                            args.val_fraction, args.seed)
+    for failure in result.failures:
+        print(f"failed: {failure['path']}: {failure['reason']}", file=sys.stderr)
+    if result.val == 0:
+        print("val.csv is empty: no class has enough videos for this --val-fraction", file=sys.stderr)
+    print(json.dumps({"manifest": result.manifest, "videos": result.listed, "encoded": result.encoded,
+                      "skipped": result.skipped, "failed": len(result.failures),
+                      "failures": os.path.join(args.dst, PREPARE_FAILURES), "train": result.train,
+                      "val": result.val, "shards": result.shards}))
+    return 1 if result.failures else 0

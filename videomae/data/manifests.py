@@ -6,18 +6,30 @@ Accepted formats (see docs/data.md):
 - CSV with a header `path,label[,start,end]` (`start`/`end`: frame range of the clip, end exclusive);
 - a folder-per-class tree: `ROOT/<class>/<video file or frame folder>`;
 - a shard index written by `videomae data prepare --shards` (see `videomae.data.shards`).
+
+Relative paths are joined to `root` when one is given, else to the manifest's own folder (shard indexes: always
+their own folder).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from videomae.errors import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
 SHARD_INDEX_HEADER = ["key", "shard", "offset", "size", "label"]
+CSV_COLUMNS = ("path", "label", "start", "end")
+MAX_CLASSES = 100_000  # a larger label is a typo; 10^9 classes would make a classifier head of hundreds of GB
+LABEL_FILE_NAME = "labels.txt"  # beside a CSV of class names, fixes their order (`videomae data prepare` writes it)
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,11 @@ class Manifest:
     class_names: list[str] | None = None
 
 
+class _LabelFile(NamedTuple):
+    path: str
+    names: list[str]
+
+
 def _fail(file: str, line: int, expected: str, row: str) -> DataError:
     return DataError(f"{file}:{line}: expected {expected}, got {row.strip()!r}")
 
@@ -66,128 +83,209 @@ def _int(value: str, file: str, line: int, expected: str, row: str) -> int:
         raise _fail(file, line, expected, row) from None
 
 
+def _read_text(file: str) -> str:
+    """The file decoded as UTF-8; a byte-order mark is dropped, any other invalid byte names its line."""
+    with open(file, "rb") as handle:
+        data = handle.read()
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        position = skip + error.start
+        line = data.count(b"\n", 0, position) + 1
+        raise DataError(f"{file}:{line}: byte {position} (0x{data[position]:02x}) is not UTF-8; re-save the file "
+                        f"as UTF-8") from None
+
+
+def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) pairs, splitting on any newline convention as `open` does."""
+    return enumerate(io.StringIO(text, newline=None), start=1)
+
+
+def _first_row(text: str) -> str:
+    return next((line.strip() for _, line in _numbered_lines(text) if line.strip()), "")
+
+
 def read_label_file(path: str) -> list[str]:
     """Class names, one per line (line number = class index), as the official `label_map_*.txt`."""
     if not os.path.isfile(path):
         raise DataError(f"label file {path} does not exist")
-    with open(path, encoding="utf-8") as handle:
-        names = [line.strip() for line in handle if line.strip()]
-    if len(set(names)) != len(names):
-        raise DataError(f"label file {path} lists a class name twice")
+    names, first_seen = [], {}
+    for line_number, line in _numbered_lines(_read_text(path)):
+        name = line.strip()
+        if name in first_seen:
+            raise DataError(f"{path}:{line_number}: class {name!r} is listed twice (first on line "
+                            f"{first_seen[name]}); list each class once, in index order")
+        if name:
+            names.append(name)
+            first_seen[name] = line_number
+    if not names:
+        raise DataError(f"{path}:1: the label file is empty; expected one class name per line")
     return names
 
 
-def _join(root: str, path: str) -> str:
-    return path if os.path.isabs(path) or not root else os.path.join(root, path)
+def _base_folder(file: str, root: str) -> str:
+    """Where relative paths of `file` point: the explicit root, else the manifest's own folder."""
+    return os.path.abspath(root) if root else os.path.dirname(os.path.abspath(file))
 
 
-def _read_space_list(file: str, root: str, stage: str) -> list[Sample]:
+def _join(base: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(base, path)
+
+
+def _class_index(value: int, file: str, line: int, label_file: _LabelFile | None) -> int:
+    """`value` when it is a usable class index: not negative, below the label file's length or MAX_CLASSES."""
+    if value < 0:
+        raise DataError(f"{file}:{line}: label {value} is negative; class indices count from 0")
+    if label_file and value >= len(label_file.names):
+        raise DataError(f"{file}:{line}: label {value} is out of range: the label file {label_file.path} names "
+                        f"{len(label_file.names)} classes (0..{len(label_file.names) - 1}); fix the label or the file")
+    if value >= MAX_CLASSES:
+        raise DataError(f"{file}:{line}: label {value} is out of range: at most {MAX_CLASSES} classes are "
+                        f"supported (0..{MAX_CLASSES - 1}); fix the label")
+    return value
+
+
+def _read_space_list(file: str, text: str, root: str, stage: str, label_file: _LabelFile | None) -> list[Sample]:
     """Official space-separated lists; extra columns are ignored as in the official code."""
     if stage == "pretrain":
         expected = "'path 0 -1' or 'frame_dir start_index total_frames'"
     else:
         expected = "'path label' or 'frame_dir total_frames label'"
+    base = _base_folder(file, root)
     samples = []
-    with open(file, encoding="utf-8") as handle:
-        for line_number, row in enumerate(handle, start=1):
-            columns = row.split()
-            if not columns:
-                continue
-            if stage == "pretrain" and len(columns) >= 3:
-                first, total = (_int(c, file, line_number, expected, row) for c in columns[1:3])
-                sample = Sample(_join(root, columns[0]), start_index=first,
-                                num_frames=total if total >= 0 else None, key=columns[0])
-            elif stage == "finetune" and len(columns) == 2:
-                sample = Sample(_join(root, columns[0]), label=_int(columns[1], file, line_number, expected, row),
-                                key=columns[0])
-            elif stage == "finetune" and len(columns) >= 3:
-                total, label = (_int(c, file, line_number, expected, row) for c in columns[1:3])
-                sample = Sample(_join(root, columns[0]), label=label, num_frames=total, key=columns[0])
-            else:
-                raise _fail(file, line_number, expected, row)
-            samples.append(sample)
+    for line_number, row in _numbered_lines(text):
+        columns = row.split()
+        if not columns:
+            continue
+        if stage == "pretrain" and len(columns) >= 3:
+            first, total = (_int(c, file, line_number, expected, row) for c in columns[1:3])
+            sample = Sample(_join(base, columns[0]), start_index=first,
+                            num_frames=total if total >= 0 else None, key=columns[0])
+        elif stage == "finetune" and len(columns) >= 2:
+            *total, label = (_int(c, file, line_number, expected, row) for c in columns[1:3])
+            sample = Sample(_join(base, columns[0]), label=_class_index(label, file, line_number, label_file),
+                            num_frames=total[0] if total else None, key=columns[0])
+        else:
+            hint = " (or a CSV with the header 'path,label[,start,end]')" if "," in row else ""
+            raise _fail(file, line_number, expected + hint, row)
+        samples.append(sample)
     return samples
 
 
-def _read_csv(file: str, root: str, class_names: list[str] | None) -> Manifest:
+def _read_csv(file: str, text: str, root: str, label_file: _LabelFile | None) -> Manifest:
     """CSV with a header naming `path` and optionally `label`, `start`, `end`; labels are indices or names."""
-    with open(file, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle))
-    header = [h.strip() for h in rows[0]]
-    unknown = set(header) - {"path", "label", "start", "end"}
-    if "path" not in header or unknown:
-        raise DataError(f"{file}:1: expected a header 'path,label[,start,end]', got {','.join(header)!r}")
-    column = {name: header.index(name) for name in header}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    header_line, header = rows[0][0], [cell.strip().lower() for cell in rows[0][1]]
+    if "path" not in header or not set(header) <= set(CSV_COLUMNS) or len(set(header)) != len(header):
+        raise DataError(f"{file}:{header_line}: expected a header 'path,label[,start,end]' (each column once), "
+                        f"got {','.join(header)!r}")
     raw = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for line_number, row in rows[1:]:
         if len(row) != len(header):
             raise _fail(file, line_number, f"{len(header)} comma-separated values ({','.join(header)})", ",".join(row))
-        raw.append((line_number, {name: row[i].strip() for name, i in column.items()}))
-    labels, class_names = _resolve_labels(file, raw, class_names)
+        values = {name: cell.strip() for name, cell in zip(header, row)}
+        if not values["path"]:
+            raise _fail(file, line_number, "a video path in the 'path' column", ",".join(row))
+        raw.append((line_number, values))
+    labels, class_names = _csv_labels(file, raw, label_file)
+    base = _base_folder(file, root)
     samples = []
     for (line_number, values), label in zip(raw, labels):
         segment = None
         if "start" in values or "end" in values:
-            text = ",".join(values.values())
-            start = _int(values.get("start") or "0", file, line_number, "an integer start frame", text)
-            end = _int(values.get("end") or "-1", file, line_number, "an integer end frame", text)
+            row = ",".join(values.values())
+            start = _int(values.get("start") or "0", file, line_number, "an integer start frame", row)
+            end = _int(values.get("end") or "-1", file, line_number, "an integer end frame", row)
             segment = (start, end)
-        samples.append(Sample(_join(root, values["path"]), label=label, segment=segment, key=values["path"]))
+        samples.append(Sample(_join(base, values["path"]), label=label, segment=segment, key=values["path"]))
     return Manifest(samples, class_names)
 
 
-def _resolve_labels(file: str, raw: list[tuple[int, dict]], class_names: list[str] | None
-                    ) -> tuple[list[int], list[str] | None]:
-    """Integer labels as given; names mapped through the label file, or sorted when there is none."""
-    texts = [values.get("label", "") for _, values in raw]
-    if all(t.lstrip("-").isdigit() for t in texts if t) or not any(texts):
-        return [int(t) if t else -1 for t in texts], class_names
-    names = class_names or sorted(set(texts))
-    lookup = {name: i for i, name in enumerate(names)}
-    for (line_number, values), text in zip(raw, texts):
-        if text not in lookup:
-            raise _fail(file, line_number, f"a class name from the label file, not {text!r}", ",".join(values.values()))
-    return [lookup[t] for t in texts], names
+def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile | None
+                ) -> tuple[list[int], list[str] | None]:
+    """Labels of CSV rows (empty = unlabelled, -1) and the class names.
+
+    A label column holds either class indices or class names. Indices are checked against the label file (or
+    MAX_CLASSES). Names are numbered in the order of the label file, else of a `labels.txt` beside the CSV (so
+    train and val lists written by `videomae data prepare` agree even when val lacks a class), else sorted.
+    """
+    given = [(line, values["label"]) for line, values in raw if values.get("label")]
+    if not given:
+        return [-1] * len(raw), label_file.names if label_file else None
+    first_line, first = given[0]
+    numeric = bool(NUMBER.fullmatch(first))
+    for line, text in given:
+        if bool(NUMBER.fullmatch(text)) != numeric:
+            kind, other = ("a class name", "a number") if numeric else ("a number", "a class name")
+            raise DataError(f"{file}:{line}: label {text!r} is {kind} but line {first_line} has {other}; a label "
+                            f"column holds either class indices 0, 1, 2, ... or class names, not both")
+    if numeric:
+        def to_index(line: int, text: str) -> int:
+            value = _int(text, file, line, "a whole-number class index 0, 1, 2, ...", text)
+            return _class_index(value, file, line, label_file)
+
+        names = label_file.names if label_file else None
+    else:
+        label_file = label_file or _label_file_beside(file)
+        names = label_file.names if label_file else sorted({text for _, text in given})
+        lookup = {name: i for i, name in enumerate(names)}
+
+        def to_index(line: int, text: str) -> int:
+            if text not in lookup:
+                raise _fail(file, line, f"a class name from the label file {label_file.path}; add the class there "
+                            f"or fix the row", text)
+            return lookup[text]
+
+    return [to_index(line, values["label"]) if values.get("label") else -1 for line, values in raw], names
 
 
-def _read_class_tree(folder: str, class_names: list[str] | None) -> Manifest:
+def _label_file_beside(file: str) -> _LabelFile | None:
+    path = os.path.join(os.path.dirname(os.path.abspath(file)), LABEL_FILE_NAME)
+    return _LabelFile(path, read_label_file(path)) if os.path.isfile(path) else None
+
+
+def _read_class_tree(folder: str, label_file: _LabelFile | None) -> Manifest:
     """`folder/<class>/<video or frame folder>`: classes are the sorted sub-folders (or the label file)."""
+    folder = os.path.abspath(folder)
     found = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
-    names = class_names or found
+    names = label_file.names if label_file else found
     lookup = {name: i for i, name in enumerate(names)}
     samples = []
     for name in found:
         if name not in lookup:
-            raise DataError(f"{folder}: class folder {name!r} is not in the label file")
+            raise DataError(f"{os.path.join(folder, name)}: class folder is not in the label file {label_file.path}; "
+                            f"add the class there or move the folder out")
         for entry in sorted(os.scandir(os.path.join(folder, name)), key=lambda e: e.name):
-            if entry.is_dir() or entry.name.lower().endswith(VIDEO_EXTENSIONS):
-                key = f"{name}/{entry.name}"
-                samples.append(Sample(entry.path, label=lookup[name], key=key))
-    if not samples:
-        raise DataError(f"{folder}: no videos found; expected {folder}/<class>/<video>{VIDEO_EXTENSIONS[0]}")
-    return Manifest(samples, names)
+            if entry.is_dir() or _is_video(entry.name):
+                samples.append(Sample(entry.path, label=lookup[name], key=f"{name}/{entry.name}"))
+    if samples:
+        return Manifest(samples, names)
+    if any(_is_video(entry.name) for entry in os.scandir(folder)):
+        raise DataError(f"{folder}: the videos sit directly in the folder; put them in one sub-folder per class "
+                        f"({folder}/<class>/<video>) or list them in a CSV with a 'path' header")
+    raise DataError(f"{folder}: no videos found; expected {folder}/<class>/<video>{VIDEO_EXTENSIONS[0]}")
 
 
-def _read_shard_index(file: str) -> Manifest:
-    folder = os.path.dirname(os.path.abspath(file))
+def _is_video(name: str) -> bool:
+    return name.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _read_shard_index(file: str, text: str) -> Manifest:
+    """Shards are named relative to their index, which is written beside them, so `root` does not apply."""
+    base = _base_folder(file, "")
     expected = "key,shard,offset,size,label"
-    with open(file, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = [(reader.line_num, row) for row in reader if row]
     samples = []
-    for line_number, row in enumerate(rows[1:], start=2):
+    for line_number, row in rows[1:]:
         text = ",".join(row)
         if len(row) != 5:
             raise _fail(file, line_number, expected, text)
         offset, size, label = (_int(v, file, line_number, expected, text) for v in row[2:])
-        samples.append(Sample(os.path.join(folder, row[1]), label=label, byte_range=(offset, size), key=row[0]))
+        samples.append(Sample(_join(base, row[1]), label=label, byte_range=(offset, size), key=row[0]))
     return Manifest(samples)
-
-
-def _first_line(file: str) -> str:
-    with open(file, encoding="utf-8") as handle:
-        return handle.readline().strip()
 
 
 def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels: str | None = None) -> Manifest:
@@ -195,7 +293,7 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
 
     Args:
         manifest: list file, CSV, shard index, or folder-per-class tree.
-        root: folder that relative paths are joined to (folder trees use absolute paths).
+        root: folder that relative paths are joined to; empty = the manifest's own folder.
         stage: "pretrain" or "finetune"; decides how 3-column official rows are read.
         labels: optional label file fixing class names and order.
 
@@ -203,23 +301,30 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
         The samples and the class names (None when the data has integer labels and no label file).
 
     Raises:
-        DataError: missing manifest, or a malformed row (naming file, line and what was expected).
+        DataError: missing, empty or non-UTF-8 manifest, or a malformed row or label (naming file, line and what
+            to do).
     """
-    class_names = read_label_file(labels) if labels else None
+    label_file = _LabelFile(labels, read_label_file(labels)) if labels else None
     if os.path.isdir(manifest):
-        return _read_class_tree(manifest, class_names)
+        return _read_class_tree(manifest, label_file)
     if not os.path.isfile(manifest):
         raise DataError(f"manifest {manifest} does not exist; point the run at your data with "
                         f"data.manifest=PATH (a list file, a CSV with a path,label header, or a folder per class)")
-    first = _first_line(manifest)
-    if first.replace(" ", "").split(",") == SHARD_INDEX_HEADER:
-        return _read_shard_index(manifest)
-    if first.replace(" ", "").startswith("path"):
-        found = _read_csv(manifest, root, class_names)
+    text = _read_text(manifest)
+    first = _first_row(text)
+    if not first:
+        raise DataError(f"{manifest}:1: the file is empty; expected one row per video (official list), or a header "
+                        f"'path,label[,start,end]' then one row per video (CSV)")
+    header = [cell.strip().lower() for cell in first.split(",")]
+    if header == SHARD_INDEX_HEADER:
+        found = _read_shard_index(manifest, text)
+    elif "path" in header:
+        found = _read_csv(manifest, text, root, label_file)
     else:
-        found = Manifest(_read_space_list(manifest, root, stage), class_names)
+        found = Manifest(_read_space_list(manifest, text, root, stage, label_file),
+                         label_file.names if label_file else None)
     if not found.samples:
-        raise DataError(f"manifest {manifest} lists no samples")
+        raise DataError(f"{manifest}:2: no rows below the header; add one row per video")
     return found
 
 
@@ -227,7 +332,7 @@ def guess_stage(manifest: str) -> str:
     """"pretrain" for an official pretraining list (3 columns, the last -1 or a frame count), else "finetune"."""
     if os.path.isdir(manifest) or not os.path.isfile(manifest):
         return "finetune"
-    columns = _first_line(manifest).split()
+    columns = _first_row(_read_text(manifest)).split()
     return "pretrain" if len(columns) == 3 and columns[2] == "-1" else "finetune"
 
 
