@@ -11,7 +11,8 @@ from data_helpers import make_frames, run_data_command, write_lines
 
 from videomae.cli import main
 from videomae.data import open_video, read_manifest, write_synthetic_videos
-from videomae.data.build import split_manifest
+from videomae.data import DataConfig
+from videomae.data.build import manifest_of_split
 from videomae.data.synthetic import encode_video
 from videomae.data.tools import validation_part
 
@@ -119,7 +120,9 @@ def test_val_fraction_splits_each_class_the_same_way_for_any_worker_count(source
     assert sorted(train + val) == sorted(listed(one / "manifest.csv"))
     assert not {path for path, _ in train} & {path for path, _ in val}
     assert sorted(label for _, label in val) == ["000_dir", "001_dir"]
-    datasets = {split: read_manifest(split_manifest(str(one), split)) for split in ("train", "val", "test")}
+    lists = {split: manifest_of_split(DataConfig(manifest=str(one)), split) for split in ("train", "val", "test")}
+    assert [reused for _, reused in lists.values()] == [False, False, False]  # test falls back to val.csv
+    datasets = {split: read_manifest(path) for split, (path, _) in lists.items()}
     assert [len(d.samples) for d in datasets.values()] == [5, 2, 2]
     assert all(d.class_names == ["000_dir", "001_dir"] for d in datasets.values())
     assert all(d.class_names[s.label] == s.key.split("/")[0] for d in datasets.values() for s in d.samples)
