@@ -63,9 +63,20 @@ def test_names_differing_by_extension_get_distinct_outputs(tmp_path):
     encode_video(str(src / "a.avi"), make_frames(5, 32, 32), codec="mpeg4")
     encode_video(str(src / "a.mp4"), make_frames(9, 32, 32))
     assert prepare(tmp_path / "src", tmp_path / "dst") == 0
-    assert listed(tmp_path / "dst" / "manifest.csv") == [["jump/a.avi.mp4", "jump"], ["jump/a.mp4", "jump"]]
+    assert listed(tmp_path / "dst" / "manifest.csv") == [["jump/a.avi.mp4", "0"], ["jump/a.mp4", "0"]]
+    assert (tmp_path / "dst" / "labels.txt").read_text() == "jump\n"
     frames = {name: open_video(str(tmp_path / "dst" / "jump" / name)).num_frames for name in ("a.avi.mp4", "a.mp4")}
     assert frames == {"a.avi.mp4": 5, "a.mp4": 9}
+
+
+def test_class_folders_named_by_numbers_keep_their_names(tmp_path):
+    for folder in ("0", "1", "10", "2"):
+        (tmp_path / "src" / folder).mkdir(parents=True)
+        encode_video(str(tmp_path / "src" / folder / "clip.mp4"), make_frames(4, 32, 32))
+    assert prepare(tmp_path / "src", tmp_path / "dst") == 0
+    found = read_manifest(str(tmp_path / "dst" / "manifest.csv"))
+    assert found.class_names == ["0", "1", "10", "2"]
+    assert all(found.class_names[s.label] == s.key.split("/")[0] for s in found.samples)
 
 
 def test_inputs_that_would_share_an_output_are_refused(tmp_path):
@@ -119,7 +130,7 @@ def test_val_fraction_splits_each_class_the_same_way_for_any_worker_count(source
     train, val = listed(one / "train.csv"), listed(one / "val.csv")
     assert sorted(train + val) == sorted(listed(one / "manifest.csv"))
     assert not {path for path, _ in train} & {path for path, _ in val}
-    assert sorted(label for _, label in val) == ["000_dir", "001_dir"]
+    assert sorted(label for _, label in val) == ["0", "1"]  # indices into labels.txt
     lists = {split: manifest_of_split(DataConfig(manifest=str(one)), split) for split in ("train", "val", "test")}
     assert [reused for _, reused in lists.values()] == [False, False, False]  # test falls back to val.csv
     datasets = {split: read_manifest(path) for split, (path, _) in lists.items()}

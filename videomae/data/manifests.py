@@ -207,9 +207,10 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
                 ) -> tuple[list[int], list[str] | None]:
     """Labels of CSV rows (empty = unlabelled, -1) and the class names.
 
-    A label column holds either class indices or class names. Indices are checked against the label file (or
-    MAX_CLASSES). Names are numbered in the order of the label file, else of a `labels.txt` beside the CSV (so
-    train and val lists written by `videomae data prepare` agree even when val lacks a class), else sorted.
+    A label column holds either class indices or class names. The label file, else a `labels.txt` beside the
+    CSV (`videomae data prepare` writes one, so its train and val lists agree even when val lacks a class), names
+    the classes: indices are checked against it (else against MAX_CLASSES), names are numbered in its order
+    (else sorted).
     """
     given = [(line, values["label"]) for line, values in raw if values.get("label")]
     if not given:
@@ -221,6 +222,7 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
             kind, other = ("a class name", "a number") if numeric else ("a number", "a class name")
             raise DataError(f"{file}:{line}: label {text!r} is {kind} but line {first_line} has {other}; a label "
                             f"column holds either class indices 0, 1, 2, ... or class names, not both")
+    label_file = label_file or _label_file_beside(file)
     if numeric:
         def to_index(line: int, text: str) -> int:
             value = _int(text, file, line, "a whole-number class index 0, 1, 2, ...", text)
@@ -228,7 +230,6 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
 
         names = label_file.names if label_file else None
     else:
-        label_file = label_file or _label_file_beside(file)
         names = label_file.names if label_file else sorted({text for _, text in given})
         lookup = {name: i for i, name in enumerate(names)}
 

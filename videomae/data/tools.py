@@ -159,8 +159,9 @@ def prepare_videos(src: str, dst: str, short_side: int = 320, workers: int = 1, 
                    shard_size: int = 0, val_fraction: float | None = None, seed: int = 0) -> PrepareResult:
     """Re-encode every video under `src` into `dst` (names from `output_name`) and write the lists.
 
-    `dst/manifest.csv` lists every prepared video (`path,label` with the class folder name as label when the
-    videos sit in class folders, plus `dst/labels.txt` with the sorted class names; else `path` only). With
+    `dst/manifest.csv` lists every prepared video (`path,label` when the videos sit in class folders: the label
+    is the class index, `dst/labels.txt` lists the class folder names sorted, one per line; else `path` only,
+    unlabelled). Indices rather than names keep class folders named by numbers (`0/`, `10/`) unambiguous. With
     `val_fraction` the videos are also split into `dst/train.csv` and `dst/val.csv` (see `validation_part`).
     With `shard_size > 0` they are also packed into tar shards under `dst/shards/` with their own `index.csv`.
     Outputs already complete (from an interrupted run with the same settings) are kept, not re-encoded. Failed
@@ -181,11 +182,12 @@ def prepare_videos(src: str, dst: str, short_side: int = 320, workers: int = 1, 
     _write_atomically(os.path.join(dst, PREPARE_FAILURES), "".join(json.dumps(f) + "\n" for f in failures))
     done = [os.path.relpath(job.target, dst) for job in jobs if not reasons.get(job)]
     classes = _class_names(done)
-    rows = list(zip(done, classes or [None] * len(done)))
+    names = sorted(set(classes or []))  # labels.txt: row i names class i
+    rows = list(zip(done, [str(names.index(c)) for c in classes] if classes else [None] * len(done)))
     result = PrepareResult(_write_list(dst, "manifest.csv", rows, classes is not None), len(done),
                            len(todo) - len(failures), len(jobs) - len(todo), failures)
     if classes is not None:
-        _write_atomically(os.path.join(dst, LABEL_FILE_NAME), "".join(f"{c}\n" for c in sorted(set(classes))))
+        _write_atomically(os.path.join(dst, LABEL_FILE_NAME), "".join(f"{c}\n" for c in names))
     if val_fraction is not None:
         val = validation_part(done, classes, val_fraction, seed)
         _write_list(dst, "train.csv", [row for row in rows if row[0] not in val], classes is not None)
@@ -285,7 +287,7 @@ def _class_names(paths: list[str]) -> list[str] | None:
 
 
 def _write_list(dst: str, name: str, rows: list[tuple[str, str | None]], labelled: bool) -> str:
-    """A `path,label` CSV (`path` alone when not labelled) of (path relative to `dst`, class name) rows."""
+    """A `path,label` CSV (`path` alone when not labelled) of (path relative to `dst`, class index) rows."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path", "label"] if labelled else ["path"])
