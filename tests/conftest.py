@@ -1,4 +1,4 @@
-"""Shared test helpers: paths to the reference fixtures beside the project."""
+"""Shared test helpers: the official-code reference outputs (vendored under tests/fixtures, they are data)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL_TINY = SHARED / "fixtures" / "official-tiny"
+OFFICIAL_TINY = Path(__file__).resolve().parent / "fixtures" / "official-tiny"
 ARCH_KEYS = ("img_size", "patch_size", "num_frames", "tubelet_size", "embed_dim", "depth", "num_heads",
              "mlp_ratio", "decoder_embed_dim", "decoder_depth", "decoder_num_heads")
 
 
 @pytest.fixture(scope="session")
 def official_tiny():
-    """The official-code outputs for the tiny configuration (skips if ../shared is not beside the repo)."""
-    if not (OFFICIAL_TINY / "expected.pth").exists():
-        pytest.skip(f"official fixtures not found at {OFFICIAL_TINY}")
+    """The official-code outputs for the tiny configuration (tests/fixtures/official-tiny/README.md)."""
     config = json.loads((OFFICIAL_TINY / "config.json").read_text())
     return {
         "config": config,
