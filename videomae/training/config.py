@@ -22,6 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from videomae.data import DataConfig
 from videomae.errors import ConfigError
+from videomae.training.files import writing
 from videomae.training.memory import CPU_ALLOCATORS
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
@@ -303,11 +304,19 @@ def load_recipe(name_or_path: str, overrides: list[str] = (), **fields) -> Train
 def save_config(cfg: TrainConfig, path: str) -> None:
     """The resolved config as JSON (written atomically)."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    with writing(path):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
+        os.replace(tmp, path)
 
 
 def config_from_json(path: str) -> TrainConfig:
-    with open(path, encoding="utf-8") as handle:
-        return from_dict(TrainConfig, json.load(handle))
+    """A config saved by `save_config`; ConfigError naming the file when it cannot be read or used."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ConfigError("not a table of settings")
+        return from_dict(TrainConfig, data)
+    except (OSError, ValueError) as error:  # ConfigError is a ValueError, and so is malformed JSON
+        raise ConfigError(f"{path} is not a readable run config ({error}); fix or delete it") from None
