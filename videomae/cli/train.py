@@ -32,7 +32,7 @@ def run_command(args: argparse.Namespace) -> int:
                           f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes")
     cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
     try:
-        run(cfg)
+        run(cfg, fresh=getattr(args, "fresh", False))
     finally:
         shutdown()
     return 0
@@ -46,4 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("recipe", help="recipe name (e.g. tiny, vit_b_k400_ft) or path to a .toml file")
         parser.add_argument("overrides", nargs="*", metavar="key=value",
                             help="settings to change, nested with dots: optim.lr=1e-3 data.num_frames=8 max_steps=100")
+        if command != "eval":
+            parser.add_argument("--fresh", action="store_true",
+                                help="move an earlier run in output_dir aside (renamed OUTPUT_DIR.old-DATE-TIME) and "
+                                     "start again; without it a run resumes from output_dir's newest checkpoint")
         parser.set_defaults(func=run_command)

@@ -94,7 +94,10 @@ class TrainConfig:
         data: the data pipeline; `data.input_size`/`num_frames` also size the model.
         optim: optimizer and schedules.
         distill: teacher settings (stage "distill").
-        output_dir: checkpoints, metrics and the resolved config; a run resumes from here.
+        output_dir: checkpoints, metrics and the resolved config; a run resumes from here, and holds it
+            (`run.lock`) so that no second run writes there meanwhile.
+        resume: continue from the newest checkpoint in `output_dir`; false = refuse an `output_dir` that is
+            not empty (the command line's `--fresh` moves an earlier run aside either way).
         epochs: length of the schedule in data epochs.
         max_steps: stop after this many optimizer steps (the schedule still spans `epochs`); 0 = no limit.
         batch_size: videos per process per micro-batch (each yields `data.num_sample` clips).
@@ -132,6 +135,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     output_dir: str = "runs/default"
+    resume: bool = True
     epochs: int = 30
     max_steps: int = 0
     batch_size: int = 16
