@@ -1,6 +1,8 @@
 """`videomae pretrain|finetune|probe|distill|eval RECIPE [key=value ...]`: run a training stage from a recipe.
 
 Works under torchrun (`torchrun --nproc_per_node=8 -m videomae pretrain vit_b_hybrid_pt ...`) and srun.
+SIGTERM or Ctrl-C stops a run after the current step with a checkpoint (exit status 143 or 130); the same
+command resumes it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def run_command(args: argparse.Namespace) -> int:
     from videomae.training import load_recipe, run
     from videomae.training.config import read_recipe
     from videomae.training.distributed import shutdown
+    from videomae.training.stopping import Interrupted
 
     recipe_stage = read_recipe(args.recipe).get("stage", "finetune")
     if recipe_stage not in ACCEPTS[args.command]:
@@ -33,6 +36,8 @@ def run_command(args: argparse.Namespace) -> int:
     cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
     try:
         run(cfg, fresh=getattr(args, "fresh", False))
+    except Interrupted as stop:  # the engine has said where the checkpoint is
+        return stop.exit_status
     finally:
         shutdown()
     return 0

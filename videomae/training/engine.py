@@ -29,6 +29,7 @@ from videomae.training.checkpointing import (
     load_newest_checkpoint,
     save_checkpoint,
     save_model_dir,
+    step_path,
 )
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
@@ -39,6 +40,7 @@ from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
 from videomae.training.parallelize import gradient_sync, parallelize, unwrap
 from videomae.training.run_dir import claimed_output_dir, refuse_to_restart
 from videomae.training.stages import Task, build_task
+from videomae.training.stopping import Interrupted, StopSignals
 
 MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
 RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard", "resume"}
@@ -262,9 +264,16 @@ class Trainer:
                         ema=self.ema, keep_last=self.cfg.keep_last)
 
     def fit(self) -> RunResult:
-        """Train holding `output_dir` (one run at a time)."""
-        with claimed_output_dir(self.cfg.output_dir, init_distributed(), resume=self.cfg.resume, fresh=self.fresh):
-            return self._fit()
+        """Train holding `output_dir` (one run at a time); SIGTERM/SIGINT stop after the current step with a
+        checkpoint and raise `Interrupted`."""
+        d = init_distributed()
+        with StopSignals() as self.stop, claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume,
+                                                            fresh=self.fresh):
+            try:
+                return self._fit()
+            except Interrupted as stop:
+                log(d, str(stop))  # after the progress bar's last line
+                raise
 
     def _fit(self) -> RunResult:
         self.setup()
@@ -294,8 +303,11 @@ class Trainer:
                     bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
                     if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
                         result.val = self.validate(meta, step)
-                    if self.should_save(step):
+                    stop = self.stop.agreed(d)  # the same on every process: all stop after this step
+                    if self.should_save(step) or stop:
                         self.save(meta, step)
+                    if stop:
+                        raise Interrupted(stop, step, step_path(cfg.output_dir, step))
                 del batches, loader  # stops this epoch's workers before the next epoch's start
         finally:
             bar.close()
