@@ -1,6 +1,8 @@
 """`videomae pretrain|finetune|probe|distill|eval RECIPE [key=value ...]`: run a training stage from a recipe.
 
 Works under torchrun (`torchrun --nproc_per_node=8 -m videomae pretrain vit_b_hybrid_pt ...`) and srun.
+SIGTERM or Ctrl-C stops a run after the current step with a checkpoint (exit status 143 or 130); the same
+command resumes it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def run_command(args: argparse.Namespace) -> int:
     from videomae.training import load_recipe, run
     from videomae.training.config import read_recipe
     from videomae.training.distributed import shutdown
+    from videomae.training.stopping import Interrupted
 
     recipe_stage = read_recipe(args.recipe).get("stage", "finetune")
     if recipe_stage not in ACCEPTS[args.command]:
@@ -36,7 +39,9 @@ def run_command(args: argparse.Namespace) -> int:
     if cfg.stage == "eval":
         cfg = with_trained_preprocessing(cfg, args.overrides)
     try:
-        run(cfg)
+        run(cfg, fresh=getattr(args, "fresh", False))
+    except Interrupted as stop:  # the engine has said where the checkpoint is
+        return stop.exit_status
     finally:
         shutdown()
     return 0
@@ -78,4 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("recipe", help="recipe name (e.g. tiny, vit_b_k400_ft) or path to a .toml file")
         parser.add_argument("overrides", nargs="*", metavar="key=value",
                             help="settings to change, nested with dots: optim.lr=1e-3 data.num_frames=8 max_steps=100")
+        if command != "eval":
+            parser.add_argument("--fresh", action="store_true",
+                                help="move an earlier run in output_dir aside (renamed OUTPUT_DIR.old-DATE-TIME) and "
+                                     "start again; without it a run resumes from output_dir's newest checkpoint")
         parser.set_defaults(func=run_command)

@@ -7,6 +7,7 @@ dataset (also in persistent workers) draws the augmentation of the right epoch.
 from __future__ import annotations
 
 import math
+import signal
 from typing import Iterator
 
 import torch
@@ -78,6 +79,10 @@ def collate_views(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 
 def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)  # workers decode and augment in parallel; intra-op threads would oversubscribe
+    # Ctrl-C and SLURM's SIGTERM reach every process of the job; the main process decides when to stop (after a
+    # checkpoint) and then shuts the workers down. A worker that died here would make the loader raise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int,

@@ -16,6 +16,7 @@ _EXPORTS = {
     "list_recipes": "config", "load_recipe": "config",
     "RunResult": "engine", "Trainer": "engine", "evaluate_run": "engine", "run": "engine",
     "compute_metrics": "evaluation", "evaluate": "evaluation", "merge_views": "evaluation",
+    "OutputDirError": "files", "Interrupted": "stopping",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -23,6 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from videomae.data import DataConfig
 from videomae.errors import ConfigError
+from videomae.training.files import writing
 from videomae.training.memory import CPU_ALLOCATORS
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
@@ -120,7 +121,10 @@ class TrainConfig:
         data: the data pipeline; `data.input_size`/`num_frames` also size the model.
         optim: optimizer and schedules.
         distill: teacher settings (stage "distill").
-        output_dir: checkpoints, metrics and the resolved config; a run resumes from here.
+        output_dir: checkpoints, metrics and the resolved config; a run resumes from here, and holds it
+            (`run.lock`) so that no second run writes there meanwhile.
+        resume: continue from the newest checkpoint in `output_dir`; false = refuse an `output_dir` that is
+            not empty (the command line's `--fresh` moves an earlier run aside either way).
         epochs: length of the schedule in data epochs.
         max_steps: stop after this many optimizer steps (the schedule still spans `epochs`); 0 = no limit.
         batch_size: videos per process per micro-batch (each yields `data.num_sample` clips).
@@ -158,6 +162,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     output_dir: str = "runs/default"
+    resume: bool = True
     epochs: int = 30
     max_steps: int = 0
     batch_size: int = 16
@@ -343,11 +348,19 @@ def load_recipe(name_or_path: str, overrides: list[str] = (), **fields) -> Train
 def save_config(cfg: TrainConfig, path: str) -> None:
     """The resolved config as JSON (written atomically)."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    with writing(path):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
+        os.replace(tmp, path)
 
 
 def config_from_json(path: str) -> TrainConfig:
-    with open(path, encoding="utf-8") as handle:
-        return from_dict(TrainConfig, json.load(handle))
+    """A config saved by `save_config`; ConfigError naming the file when it cannot be read or used."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ConfigError("not a table of settings")
+        return from_dict(TrainConfig, data)
+    except (OSError, ValueError) as error:  # ConfigError is a ValueError, and so is malformed JSON
+        raise ConfigError(f"{path} is not a readable run config ({error}); fix or delete it") from None

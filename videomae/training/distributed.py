@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from videomae.errors import VideoMAEError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -57,6 +59,45 @@ def sum_across(value: torch.Tensor | float, d: Dist) -> torch.Tensor:
     if d.enabled:
         dist.all_reduce(value)
     return value
+
+
+def max_across(value: int, d: Dist) -> int:
+    """The largest of an integer over processes."""
+    if not d.enabled:
+        return value
+    tensor = torch.tensor([value], device=d.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def share(obj, d: Dist):
+    """Process 0's `obj` (picklable), on every process."""
+    if not d.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def on_main(action, d: Dist):
+    """`action()` on process 0 alone; returns its result there and None elsewhere.
+
+    When it raises, every process raises, so none waits forever for a process that stopped: a VideoMAEError
+    as it is (the command line prints its one line), anything else as a RuntimeError naming it (process 0
+    raises the original)."""
+    result = error = None
+    if d.is_main:
+        try:
+            result = action()
+        except Exception as caught:
+            error = caught
+    shared = share(error if error is None or isinstance(error, VideoMAEError)
+                   else RuntimeError(f"process 0 failed: {error!r}"), d)
+    if error is not None:
+        raise error
+    if shared is not None:
+        raise shared
+    return result
 
 
 def gather_objects(obj, d: Dist) -> list:

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import dataclasses
 import functools
-import json
 import math
 import os
 import sys
@@ -28,22 +27,24 @@ from videomae.seeding import derive_seed, torch_generator
 from videomae.training.checkpointing import (
     DivergenceError,
     checkpoint_dir,
-    list_checkpoints,
-    load_checkpoint,
+    load_newest_checkpoint,
     save_checkpoint,
     save_model_dir,
+    step_path,
 )
 from videomae.training.config import TrainConfig, config_from_json, save_config
-from videomae.training.distributed import Dist, init_distributed, sum_across
+from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
 from videomae.training.memory import apply_memory_policy
-from videomae.training.monitor import MetricsLog, ProgressBar, finite_or_none
+from videomae.training.monitor import MetricsLog, ProgressBar, append_json_line, finite_or_none
 from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
 from videomae.training.parallelize import gradient_sync, parallelize, unwrap
+from videomae.training.run_dir import claimed_output_dir, refuse_to_restart
 from videomae.training.stages import Task, build_task
+from videomae.training.stopping import Interrupted, StopSignals
 
 MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
-RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard"}
+RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard", "resume"}
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -103,10 +104,13 @@ def warn_config_changes(cfg: TrainConfig, path: str, d: Dist) -> None:
 
 
 class Trainer:
-    """`Trainer(config).fit() -> RunResult`: trains one stage, resuming from `output_dir` when it holds a checkpoint."""
+    """`Trainer(config).fit() -> RunResult`: trains one stage, resuming from `output_dir` when it holds a checkpoint.
 
-    def __init__(self, cfg: TrainConfig):
+    `fresh=True` (the command line's `--fresh`) first moves an earlier run in `output_dir` aside."""
+
+    def __init__(self, cfg: TrainConfig, *, fresh: bool = False):
         self.cfg = cfg.validate()
+        self.fresh = fresh
         if cfg.stage == "eval":
             raise ConfigError("the eval stage does not train; use videomae.training.run or evaluate_run")
 
@@ -117,7 +121,6 @@ class Trainer:
         apply_memory_policy(cfg.cpu_allocator, cfg.mmap_threshold_mb, d.device.type)  # before the loader forks
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
-        os.makedirs(cfg.output_dir, exist_ok=True)
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
         self.task: Task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
         self.model = self.task.model
@@ -150,12 +153,14 @@ class Trainer:
     def resume(self) -> dict:
         cfg, d = self.cfg, self.d
         config_path = os.path.join(cfg.output_dir, "config.json")
-        checkpoints = list_checkpoints(cfg.output_dir)
         meta = {"step": 0, "skipped": 0, "consecutive_nonfinite": 0, "best_acc1": None}
-        if checkpoints:
+        found = load_newest_checkpoint(cfg.output_dir, d, self.model, self.optimizer, scaler=self.scaler, ema=self.ema)
+        if found:
+            path, meta = found
             warn_config_changes(cfg, config_path, d)
-            meta = load_checkpoint(checkpoints[-1], self.model, self.optimizer, scaler=self.scaler, ema=self.ema)
-            log(d, f"resumed from {checkpoints[-1]} (step {meta['step']})")
+            log(d, f"resumed from {path} (step {meta['step']})")
+        else:
+            on_main(lambda: refuse_to_restart(cfg.output_dir), d)
         if d.is_main:
             save_config(cfg, config_path)
         return meta
@@ -239,8 +244,7 @@ class Trainer:
             save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary,
                            class_names=self.class_names, preprocessing=self.preprocessing)
         if self.d.is_main:
-            with open(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(summary) + "\n")
+            append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary)
         log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
         return metrics
 
@@ -266,6 +270,18 @@ class Trainer:
                         ema=self.ema, keep_last=self.cfg.keep_last)
 
     def fit(self) -> RunResult:
+        """Train holding `output_dir` (one run at a time); SIGTERM/SIGINT stop after the current step with a
+        checkpoint and raise `Interrupted`."""
+        d = init_distributed()
+        with StopSignals() as self.stop, claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume,
+                                                            fresh=self.fresh):
+            try:
+                return self._fit()
+            except Interrupted as stop:
+                log(d, str(stop))  # after the progress bar's last line
+                raise
+
+    def _fit(self) -> RunResult:
         self.setup()
         cfg, d = self.cfg, self.d
         meta = self.resume()
@@ -293,8 +309,11 @@ class Trainer:
                     bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
                     if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
                         result.val = self.validate(meta, step)
-                    if self.should_save(step):
+                    stop = self.stop.agreed(d)  # the same on every process: all stop after this step
+                    if self.should_save(step) or stop:
                         self.save(meta, step)
+                    if stop:
+                        raise Interrupted(stop, step, step_path(cfg.output_dir, step))
                 del batches, loader  # stops this epoch's workers before the next epoch's start
         finally:
             bar.close()
@@ -330,7 +349,8 @@ def evaluate_run(cfg: TrainConfig) -> dict:
     return metrics
 
 
-def run(cfg: TrainConfig) -> RunResult | dict:
-    """Run a config's stage: training stages return a `RunResult`, "eval" returns the test metrics."""
+def run(cfg: TrainConfig, *, fresh: bool = False) -> RunResult | dict:
+    """Run a config's stage: training stages return a `RunResult`, "eval" returns the test metrics.
+    `fresh`: move an earlier run in `output_dir` aside first (training stages)."""
     cfg.require_weights()
-    return evaluate_run(cfg) if cfg.stage == "eval" else Trainer(cfg).fit()
+    return evaluate_run(cfg) if cfg.stage == "eval" else Trainer(cfg, fresh=fresh).fit()

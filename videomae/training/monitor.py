@@ -11,6 +11,8 @@ import time
 
 import torch
 
+from videomae.training.files import json_text, writing
+
 
 def memory_text(device: torch.device) -> str:
     if device.type == "cuda":
@@ -55,6 +57,11 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def append_json_line(path: str, record: dict) -> None:
+    with writing(path), open(path, "a", encoding="utf-8") as handle:
+        handle.write(json_text(record) + "\n")
+
+
 class MetricsLog:
     """Appends JSON lines; on resume, first drops the lines past the checkpoint's step (they will be redone)."""
 
@@ -63,8 +70,9 @@ class MetricsLog:
         self.tb = None
         if not enabled:
             return
-        self._truncate(resume_step)
-        self.handle = open(path, "a", encoding="utf-8")
+        with writing(path):
+            self._truncate(resume_step)
+            self.handle = open(path, "a", encoding="utf-8")
         if tensorboard_dir:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -92,8 +100,9 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self.handle.write(json.dumps(record) + "\n")
-        self.handle.flush()
+        with writing(self.path):
+            self.handle.write(json_text(record) + "\n")
+            self.handle.flush()
         if self.tb is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
