@@ -69,7 +69,7 @@ class OptimConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the setting (`optim.NAME`) for values that cannot work (NaN included)."""
-        for name, low, high, open_low in (("lr", 0.0, math.inf, True), ("min_lr", 0.0, math.inf, False),
+        for name, low, high, open_low in (("lr", 0.0, math.inf, False), ("min_lr", 0.0, math.inf, False),
                                           ("warmup_epochs", 0.0, math.inf, False), ("eps", 0.0, 1.0, True),
                                           ("weight_decay", 0.0, math.inf, False), ("layer_decay", 0.0, 1.0, True)):
             _check_range(f"optim.{name}", getattr(self, name), low, high, open_low)
@@ -88,8 +88,11 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
     inside = math.isfinite(value) and (value > low if low_open else value >= low) and \
         (value < high if high_open else value <= high)
     if not inside:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ConfigError(f"{name} must be a number in {interval}, got {value}")
+        if math.isinf(high):
+            wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+        else:
+            wanted = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must be {wanted}, got {value}")
 
 
 @dataclass
