@@ -174,27 +174,25 @@ class _PacketIndex:
     frame_pts: list[int]  # sorted pts of the packets that become frames
     keyframe_pts: list[int]  # sorted pts of the keyframe packets: where decoding can start
     frame_packets: int  # packets that become frames, timed or not
-    end_pts: int | None  # where the last frame ends (pts + duration)
     distrust: str | None  # why frame numbers cannot come from timestamps; None when they can
 
 
 def _index_packets(container, stream) -> _PacketIndex:
-    frame_pts, keyframe_pts, untimed, end, first = [], [], 0, None, None
+    frame_pts, keyframe_pts, untimed, first = [], [], 0, None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # AVI gap fillers and the final flush packet hold no picture
                 continue
+            pts = packet.pts
             if first is None:
-                first = (packet.is_keyframe, packet.pts)
-            if packet.pts is None:
+                first = (packet.is_keyframe, pts)
+            if pts is None:
                 untimed += not packet.is_discard
                 continue
             if packet.is_keyframe:
-                keyframe_pts.append(packet.pts)
+                keyframe_pts.append(pts)
             if not packet.is_discard:  # an edit list hides it: decoded as a reference, never shown
-                frame_pts.append(packet.pts)
-                stop = packet.pts + packet.duration
-                end = stop if end is None else max(end, stop)
+                frame_pts.append(pts)
     except Exception as error:
         raise DecodeError(f"cannot demux: {_error_text(error)}") from error
     frame_pts.sort()
@@ -208,7 +206,7 @@ def _index_packets(container, stream) -> _PacketIndex:
         distrust = "starts without a keyframe"
     elif frame_pts and frame_pts[0] < first[1]:
         distrust = "starts with frames shown before its first keyframe (open GOP)"
-    return _PacketIndex(frame_pts, keyframe_pts, len(frame_pts) + untimed, end, distrust)
+    return _PacketIndex(frame_pts, keyframe_pts, len(frame_pts) + untimed, distrust)
 
 
 def _check_complete(stream, index: _PacketIndex, rate: Fraction | None) -> None:
@@ -216,9 +214,9 @@ def _check_complete(stream, index: _PacketIndex, rate: Fraction | None) -> None:
     declared = stream.frames
     if not declared or index.frame_packets >= declared - TRUNCATION_SLACK:
         return
-    if index.end_pts is not None and stream.duration and rate:
-        tolerance = TRUNCATION_SLACK / (rate * stream.time_base)  # frames, in stream ticks
-        if index.end_pts >= (stream.start_time or 0) + stream.duration - tolerance:
+    if index.frame_pts and stream.duration and rate:
+        tolerance = TRUNCATION_SLACK / (rate * stream.time_base)  # the last frame's own duration and then some
+        if index.frame_pts[-1] >= (stream.start_time or 0) + stream.duration - tolerance:
             return  # the header counts time ticks, not frames (AVI with a variable frame rate)
     raise DecodeError(f"truncated: header says {declared} frames, only {index.frame_packets} present")
 
