@@ -20,9 +20,9 @@ DECORD_COUNTS = ("mpeg2_ps", "h264_ts", "mpeg4_avi_ticks", "msmpeg4_avi_ticks", 
                  "vp8_webm", "h264_94x62", *SAMPLE_VIDEOS)
 
 
-@pytest.fixture(scope="module")
-def clips(foreign_videos, package_videos) -> dict[str, str]:
-    return {**foreign_videos, **package_videos}
+def clip(request, name: str) -> str:
+    """Path of a foreign clip or sample video (asking only for the fixture that holds it)."""
+    return request.getfixturevalue("package_videos" if name in SAMPLE_VIDEOS else "foreign_videos")[name]
 
 
 def index_lists(n: int) -> list[list[int]]:
@@ -45,9 +45,10 @@ def assert_reads_like_sequential_decode(reader, path: str) -> None:
 
 
 @pytest.mark.parametrize("name", [*FOREIGN_CLIPS, *SAMPLE_VIDEOS])
-def test_pyav_reads_every_clip_like_sequential_decode(clips, name):
-    reader = open_video(clips[name], "pyav")
-    assert_reads_like_sequential_decode(reader, clips[name])
+def test_pyav_reads_every_clip_like_sequential_decode(request, name):
+    path = clip(request, name)
+    reader = open_video(path, "pyav")
+    assert_reads_like_sequential_decode(reader, path)
     reader.close()
 
 
@@ -82,10 +83,11 @@ def test_foreign_clips_have_the_quirks_they_stand_for(foreign_videos):
 
 
 @pytest.mark.parametrize("name", DECORD_COUNTS)
-def test_decord_counts_frames_like_sequential_decode(clips, name):
+def test_decord_counts_frames_like_sequential_decode(request, name):
     if importlib.util.find_spec("decord") is None:
         pytest.skip("decord is not installed (optional backend)")
-    assert open_video(clips[name], "decord").num_frames == len(sequential_frames(clips[name]))
+    path = clip(request, name)
+    assert open_video(path, "decord").num_frames == len(sequential_frames(path))
 
 
 def test_datasets_load_every_foreign_clip_without_bad_files(foreign_videos, tmp_path):
@@ -101,7 +103,9 @@ def test_datasets_load_every_foreign_clip_without_bad_files(foreign_videos, tmp_
         assert dataset.bad_files.summary()["bad_files"] == 0 and dataset.bad_files.failures == 0
 
 
-def test_scan_finds_no_bad_clip(clips):
+@pytest.mark.parametrize("videos", ["foreign_videos", "package_videos"])
+def test_scan_finds_no_bad_clip(request, videos):
+    clips = request.getfixturevalue(videos)
     assert {name: check_sample(Sample(path=path)) for name, path in clips.items()} == dict.fromkeys(clips)
 
 
