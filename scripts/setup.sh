@@ -3,6 +3,7 @@
 #   bash scripts/setup.sh          # the package and its required dependencies
 #   bash scripts/setup.sh --dev    # + test tools and the optional extras the test suite exercises
 #                                  (transformers, tensorboard, decord2; torchcodec also needs system FFmpeg)
+#                                  and the sample videos (scripts/fetch_sample_videos.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -14,6 +15,8 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install "torch==2.14.1" "torchvision==0.29.1"
 if [ "${1:-}" = "--dev" ]; then
   pip install -e ".[test,hf,tensorboard,decord]" "torch==2.14.1" "torchvision==0.29.1"
+  # Real sample videos for the decoder tests (.cache/sample_videos); the tests say how to retry if this fails.
+  PYTHON=.venv/bin/python bash scripts/fetch_sample_videos.sh || echo "warning: sample videos not fetched; run bash scripts/fetch_sample_videos.sh"
 else
   pip install -e . "torch==2.14.1" "torchvision==0.29.1"
 fi

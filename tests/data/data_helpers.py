@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+import av
 import numpy as np
 
 from videomae.cli import data as data_cli
@@ -28,6 +29,12 @@ def make_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.n
     frames = synthetic_frames(cfg, seed, seed)
     frames[:, :8, :8] = (np.arange(num_frames) * 255 // max(num_frames - 1, 1)).astype(np.uint8)[:, None, None, None]
     return frames
+
+
+def sequential_frames(path: str) -> np.ndarray:
+    """Reference: decode the whole file in order with plain PyAV."""
+    with av.open(path) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 def tiny_config(**overrides):

@@ -99,8 +99,8 @@ class VideoDataset(Dataset):
             if not self.bad_files.is_known_bad(path):
                 try:
                     return load(epoch, current)
-                except DecodeError as error:
-                    self.bad_files.record(path, str(error), current)
+                except DecodeError as error:  # readers turn every failure inside them into one
+                    self.bad_files.record(path, error.reason, current)
             else:
                 self.bad_files.failures += 1
             current = replacement_index(self.seed, epoch, index, attempt, len(self.samples))

@@ -1,18 +1,35 @@
 """Video decoding behind one interface: PyAV (always installed), decord, torchcodec, and frame folders.
 
-Every reader has `num_frames`, `fps` and `read(indices) -> uint8 (T, H, W, 3)` RGB, where `indices` are
-0-based frame numbers in presentation order (repeats allowed, any order). Readers raise `DecodeError`
-(a `DataError`) with a short reason when a file is missing, empty, truncated or undecodable.
+Every reader has `path`, `num_frames`, `fps` and `read(indices) -> uint8 (T, H, W, 3)` RGB, where `indices` are
+0-based frame numbers in presentation order (repeats allowed, any order). Whatever fails inside a reader, when
+opening or reading, leaves it as a `DecodeError` (a `DataError`) whose `reason` says why and whose `path` names
+the file: missing, empty, truncated or undecodable files.
+
+The PyAV reader returns exactly the frames a plain sequential decode (`container.decode(video=0)`) yields. One
+demux pass without decoding indexes the packets that become frames (not empty, not hidden by an edit list);
+header frame counts only serve to detect truncation, and packets that cover the declared duration are complete
+(AVI headers may count time ticks). Then, per file:
+- indexed mode, when every frame packet has a distinct timestamp and the file starts with a keyframe shown
+  first: frame i is the packet with the i-th smallest pts. A read seeks to the keyframe before each wanted run and
+  decodes forward. A seek must land on a keyframe at or before its target (MPEG-PS/TS seeks land late), else the
+  reader steps one keyframe further back, for later seeks too, and before the first keyframe decodes from the
+  start. Each decoded frame must be the next indexed one; any disagreement switches to sequential mode.
+- sequential mode, otherwise: frames are counted by decoding the whole file once at open, and reads decode from
+  the start (reopened) counting frames.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import importlib.util
 import io
+import itertools
 import logging
 import os
-from typing import Protocol, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -21,11 +38,22 @@ from videomae.errors import DataError
 logger = logging.getLogger("videomae.data")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IN_MEMORY = "<video bytes>"  # the `path` of a reader opened on encoded bytes
+TRUNCATION_SLACK = 2  # frames a header may over-count (edit lists, decoder delay) before a file looks truncated
+DECORD_SIZE_BUG = "from_size == to_size"  # decord2's failed check when it pads RGB rows (AVX-512 CPUs)
 _announced_backends: set[str] = set()
+_announced_fallbacks: set[str] = set()
 
 
 class DecodeError(DataError):
-    """A video or frame folder that cannot be read; the message is the reason."""
+    """A video or frame folder that cannot be read: `reason` says why, `path` names it (str() is "PATH: reason")."""
+
+    def __init__(self, reason: str, path: str | None = None):
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason, self.path = reason, path
+
+    def __reduce__(self):  # pickling (worker processes) keeps both parts
+        return type(self), (self.reason, self.path)
 
 
 class VideoReader(Protocol):
@@ -67,11 +95,33 @@ def announce_backend(backend: str) -> None:
         logger.info("decoding videos with %s", backend)
 
 
+def _error_text(error: Exception) -> str:
+    """An exception's message without the file name that FFmpeg and OS errors append (the caller names it)."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+@contextlib.contextmanager
+def _failures_name(path: str) -> Iterator[None]:
+    """Turn any exception raised inside into a `DecodeError` that names `path`."""
+    try:
+        yield
+    except DecodeError as error:
+        if error.path is not None:
+            raise
+        raise DecodeError(error.reason, path) from error
+    except Exception as error:  # FFmpeg, decord, Pillow or our own fault: the file is reported, never fatal
+        raise DecodeError(f"{type(error).__name__}: {_error_text(error)}", path) from error
+
+
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise DecodeError("missing file")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DecodeError("empty file")
+
+
+def _media_input(source: str | bytes) -> str | io.BytesIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
 def _unique_sorted(indices: Sequence[int], num_frames: int) -> list[int]:
@@ -85,167 +135,318 @@ def _gather(frames: dict[int, np.ndarray], indices: Sequence[int]) -> np.ndarray
     return np.stack([frames[int(i)] for i in indices])  # (T, H, W, 3)
 
 
-class PyAVReader:
-    """PyAV reader that seeks to the keyframe before each wanted run of frames instead of decoding everything.
+class _FileReader:
+    """Base of the readers of one video file (or its bytes): failures inside `_open` and `_read` name the file."""
 
-    The presentation timestamps of all frames come from the container index (MP4/MOV) or one demux pass
-    without decoding (other containers), so frame numbers are exact for variable frame rates too.
-    """
+    path: str
+    num_frames: int
+    fps: float
 
     def __init__(self, source: str | bytes, threads: int = 1):
+        self.path = source if isinstance(source, str) else IN_MEMORY
+        with _failures_name(self.path):
+            if isinstance(source, str):
+                _check_file(source)
+            self._open(source, threads)
+            if self.num_frames == 0:
+                raise DecodeError("no frames")
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at `indices` as uint8 (T, H, W, 3) RGB."""
+        with _failures_name(self.path):
+            return self._read(indices)
+
+    def _open(self, source: str | bytes, threads: int) -> None:
+        raise NotImplementedError
+
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _IndexMismatch(Exception):
+    """The decoder disagrees with the packet index; the message says how."""
+
+
+@dataclass
+class _PacketIndex:
+    """What one demux pass (no decoding) tells about a video stream."""
+
+    frame_pts: list[int]  # sorted pts of the packets that become frames
+    keyframe_pts: list[int]  # sorted pts of the keyframe packets: where decoding can start
+    frame_packets: int  # packets that become frames, timed or not
+    distrust: str | None  # why frame numbers cannot come from timestamps; None when they can
+
+
+def _index_packets(container, stream) -> _PacketIndex:
+    frame_pts, keyframe_pts, untimed, first = [], [], 0, None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # AVI gap fillers and the final flush packet hold no picture
+                continue
+            pts = packet.pts
+            if first is None:
+                first = (packet.is_keyframe, pts)
+            if pts is None:
+                untimed += not packet.is_discard
+                continue
+            if packet.is_keyframe:
+                keyframe_pts.append(pts)
+            if not packet.is_discard:  # an edit list hides it: decoded as a reference, never shown
+                frame_pts.append(pts)
+    except Exception as error:
+        raise DecodeError(f"cannot demux: {_error_text(error)}") from error
+    frame_pts.sort()
+    keyframe_pts.sort()
+    distrust = None
+    if untimed:
+        distrust = f"{untimed} packets without timestamps"
+    elif len(set(frame_pts)) != len(frame_pts):
+        distrust = "frames with duplicate timestamps"
+    elif first is not None and not first[0]:
+        distrust = "starts without a keyframe"
+    elif frame_pts and frame_pts[0] < first[1]:
+        distrust = "starts with frames shown before its first keyframe (open GOP)"
+    return _PacketIndex(frame_pts, keyframe_pts, len(frame_pts) + untimed, distrust)
+
+
+def _check_complete(stream, index: _PacketIndex, rate: Fraction | None) -> None:
+    """Raise when the header promises frames that are missing and the packets stop before its duration."""
+    declared = stream.frames
+    if not declared or index.frame_packets >= declared - TRUNCATION_SLACK:
+        return
+    if index.frame_pts and stream.duration and rate:
+        tolerance = TRUNCATION_SLACK / (rate * stream.time_base)  # the last frame's own duration and then some
+        if index.frame_pts[-1] >= (stream.start_time or 0) + stream.duration - tolerance:
+            return  # the header counts time ticks, not frames (AVI with a variable frame rate)
+    raise DecodeError(f"truncated: header says {declared} frames, only {index.frame_packets} present")
+
+
+class PyAVReader(_FileReader):
+    """PyAV: indexed seeking, or sequential counting where timestamps cannot be trusted (module docstring)."""
+
+    def _open(self, source: str | bytes, threads: int) -> None:
+        self._source, self._threads = source, threads
+        self._open_container()
+        index = _index_packets(self._container, self._stream)
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        _check_complete(self._stream, index, rate)
+        self.fps = float(rate) if rate else 0.0
+        self._frame_pts, self._keyframe_pts = index.frame_pts, index.keyframe_pts
+        self._index_of_pts = {pts: i for i, pts in enumerate(index.frame_pts)}
+        self.num_frames = len(index.frame_pts)
+        self._seek_back = 0  # extra keyframes to step back before seeking: this file's seeks land late
+        self._frames: Iterator[tuple[int, object]] | None = None  # (index, frame) from here; kept across reads
+        self._next = 0  # index of the frame `_frames` yields next
+        self._sequential = False
+        if index.distrust:
+            self._go_sequential(index.distrust)
+
+    def _open_container(self) -> None:
         import av
 
-        if isinstance(source, str):
-            _check_file(source)
         try:
-            self._container = av.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            self._container = av.open(_media_input(self._source))
         except Exception as error:  # PyAV raises many FFmpeg error classes
-            raise DecodeError(f"cannot open: {error}") from error
+            raise DecodeError(f"cannot open: {_error_text(error)}") from error
         if not self._container.streams.video:
             self._container.close()
             raise DecodeError("no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_count = threads
-        self._pts, self._keyframe_pts = self._frame_timestamps()
-        self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self.num_frames = len(self._pts)
-        if self.num_frames == 0:
-            self._container.close()
-            raise DecodeError("no frames")
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = float(rate) if rate else 0.0
-        self._position = -1  # index of the last decoded frame; -1 = at the start or just after a seek
-        self._decoded = self._container.decode(self._stream)  # kept across reads: it holds buffered frames
+        self._stream.codec_context.thread_count = self._threads
 
-    def _frame_timestamps(self) -> tuple[list[int], list[int]]:
-        """(all frame pts sorted, keyframe pts sorted), from one demux pass without decoding."""
-        pts, keys = [], []
+    def _go_sequential(self, reason: str) -> None:
+        """Number frames by counting decoded ones from the start, and read that way from now on."""
+        logger.debug("%s: %s; counting decoded frames instead of trusting timestamps", self.path, reason)
+        self._sequential = True
+        self._decode_from_start()
+        self.num_frames = sum(1 for _ in self._frames)
+        self._frames = None
+
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
         try:
-            for packet in self._container.demux(self._stream):
-                if packet.pts is None:
-                    continue
-                pts.append(packet.pts)
-                if packet.is_keyframe:
-                    keys.append(packet.pts)
-            if pts:
-                self._container.seek(0, stream=self._stream)  # back to the start for decoding
-        except Exception as error:
-            raise DecodeError(f"cannot demux: {error}") from error
-        if len(set(pts)) != len(pts):
-            raise DecodeError("frames with duplicate timestamps; re-encode it (`videomae data prepare`)")
-        declared = self._stream.frames
-        if declared and len(pts) < declared - 2:  # a little slack for edit lists and decoder delay
-            raise DecodeError(f"truncated: header says {declared} frames, only {len(pts)} present")
-        return sorted(pts), sorted(keys) or sorted(pts)[:1]
+            return self._read_frames(indices)
+        except _IndexMismatch as mismatch:
+            self._go_sequential(str(mismatch))
+            return self._read_frames(indices)
 
-    def _keyframe_before(self, index: int) -> int:
-        pts = self._pts[index]
-        return self._keyframe_pts[max(bisect.bisect_right(self._keyframe_pts, pts) - 1, 0)]
-
-    def _needs_seek(self, index: int) -> bool:
-        """Seek when the target lies behind us, or a keyframe nearer to it lies ahead of where we are."""
-        if index <= self._position:
-            return True
-        here = self._pts[self._position] if self._position >= 0 else self._pts[0]
-        return self._keyframe_before(index) > here
-
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def _read_frames(self, indices: Sequence[int]) -> np.ndarray:
         wanted = _unique_sorted(indices, self.num_frames)
-        wanted_set = set(wanted)
-        frames: dict[int, np.ndarray] = {}
-        try:
-            for index in wanted:
-                if index in frames:
-                    continue
-                if self._needs_seek(index):
-                    self._container.seek(self._keyframe_before(index), stream=self._stream, backward=True)
-                    self._decoded = self._container.decode(self._stream)
-                    self._position = -1
-                self._decode_until(index, wanted_set, frames)
-        except DecodeError:
-            raise
-        except Exception as error:
-            raise DecodeError(f"decode failed: {error}") from error
+        wanted_set, frames = set(wanted), {}
+        for target in wanted:
+            if target not in frames:
+                self._move_before(target)
+                self._decode_until(target, wanted_set, frames)
         return _gather(frames, indices)
 
-    def _decode_until(self, target: int, wanted: set[int], frames: dict[int, np.ndarray]) -> None:
-        for frame in self._decoded:
-            index = self._index_of_pts.get(frame.pts)
-            if index is None:
+    def _move_before(self, target: int) -> None:
+        """Place decoding at or before `target`, unless decoding on from here is the cheaper way there."""
+        if self._sequential:
+            if self._frames is None or target < self._next:
+                self._decode_from_start()
+        elif self._needs_seek(target):
+            self._seek_before(target)
+
+    def _keyframe_for(self, target: int) -> int:
+        """Number of the keyframe to seek to for frame `target`."""
+        after = bisect.bisect_right(self._keyframe_pts, self._frame_pts[target])
+        return max(after - 1 - self._seek_back, 0)
+
+    def _needs_seek(self, target: int) -> bool:
+        """Seek when the target lies behind us, or the keyframe to seek to lies ahead of where we are."""
+        if self._frames is None or target < self._next:
+            return True
+        keyframe = self._keyframe_pts[self._keyframe_for(target)]
+        return bisect.bisect_left(self._frame_pts, keyframe) > self._next
+
+    def _seek_before(self, target: int) -> None:
+        keyframe = self._keyframe_for(target)
+        while not self._seek_lands_before(self._keyframe_pts[keyframe], target):
+            if keyframe == 0:
+                self._decode_from_start()
+                return
+            keyframe -= 1
+            self._seek_back += 1
+
+    def _seek_lands_before(self, keyframe_pts: int, target: int) -> bool:
+        """Seek to `keyframe_pts`; True (and decoding set up) when it reaches a keyframe at or before `target`."""
+        import av
+
+        try:
+            self._container.seek(keyframe_pts, stream=self._stream, backward=True)
+        except av.error.FFmpegError:
+            return False
+        packets = self._container.demux(self._stream)
+        # After a late landing, decode from the next keyframe only: frames before it would lack references.
+        landed = next((p for p in packets if p.size and p.is_keyframe), None)
+        if landed is None or landed.pts is None or landed.pts > self._frame_pts[target]:
+            return False
+        self._next = bisect.bisect_left(self._frame_pts, landed.pts)
+        self._frames = self._indexed_frames(itertools.chain([landed], packets), self._next, landed.pts)
+        return True
+
+    def _decode_from_start(self) -> None:
+        """Reopen the file (a seek to its start is not reliable in every container) and decode from there."""
+        self._container.close()
+        self._open_container()
+        packets = self._container.demux(self._stream)
+        self._frames = enumerate(self._decoded(packets)) if self._sequential else self._indexed_frames(packets, 0)
+        self._next = 0
+
+    def _decoded(self, packets) -> Iterator[object]:
+        """Frames as a sequential decode gives them (the demuxer's last, empty packets flush the decoder)."""
+        codec = self._stream.codec_context
+        for packet in packets:
+            yield from codec.decode(packet)
+
+    def _indexed_frames(self, packets, first: int, landed_pts: int | None = None) -> Iterator[tuple[int, object]]:
+        """(index, frame) decoded from `packets`, checked to be the indexed frames `first`, `first + 1`, ...
+
+        Frames shown before `landed_pts`, the keyframe decoding starts at, are leading frames of an open GOP that
+        refer to a frame before it: skipped.
+        """
+        expected = first
+        for frame in self._decoded(packets):
+            if landed_pts is not None and frame.pts is not None and frame.pts < landed_pts:
                 continue
-            self._position = index
+            if self._index_of_pts.get(frame.pts) != expected:
+                raise _IndexMismatch(f"decoded a frame with pts {frame.pts} where frame {expected} was expected")
+            yield expected, frame
+            expected += 1
+        if expected < self.num_frames:
+            raise _IndexMismatch(f"decoding ended after {expected} of {self.num_frames} indexed frames")
+
+    def _decode_until(self, target: int, wanted: set[int], frames: dict[int, np.ndarray]) -> None:
+        for index, frame in self._frames:
+            self._next = index + 1
             if index in wanted and index not in frames:
                 frames[index] = frame.to_ndarray(format="rgb24")
-            if index >= target:
+            if index == target:
                 return
-        raise DecodeError(f"truncated: decoding stopped before frame {target} of {self.num_frames}")
+        raise DecodeError(f"decoding stopped before frame {target} of {self.num_frames}")
 
     def close(self) -> None:
         self._container.close()
 
 
-class DecordReader:
-    """decord (the maintained `decord2` package): `get_batch` seeks by itself."""
+class DecordReader(_FileReader):
+    """decord (the maintained `decord2` package): `get_batch` seeks by itself.
 
-    def __init__(self, source: str | bytes, threads: int = 1):
+    decord2 garbles frames on CPUs with AVX-512 when it pads RGB rows (some frame widths): it fails a size check
+    or returns 4 channels. Such a file is read with PyAV instead (logged once per process), never reported bad.
+    """
+
+    def _open(self, source: str | bytes, threads: int) -> None:
         import decord
 
-        if isinstance(source, str):
-            _check_file(source)
+        self._source, self._threads = source, threads
+        self._pyav: PyAVReader | None = None
         try:
-            self._reader = decord.VideoReader(io.BytesIO(source) if isinstance(source, bytes) else source,
-                                              num_threads=threads, ctx=decord.cpu(0))
+            self._reader = decord.VideoReader(_media_input(source), num_threads=threads, ctx=decord.cpu(0))
         except Exception as error:
-            raise DecodeError(f"cannot open: {error}") from error
+            raise DecodeError(f"cannot open: {_error_text(error)}") from error
         self.num_frames = len(self._reader)
-        if self.num_frames == 0:
-            raise DecodeError("no frames")
         self.fps = float(self._reader.get_avg_fps())
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        wanted = _unique_sorted(indices, self.num_frames)
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
+        if self._pyav is None:
+            wanted = _unique_sorted(indices, self.num_frames)
+            batch = self._decord_batch(wanted)
+            if batch is not None:
+                return _gather(dict(zip(wanted, batch)), indices)
+            self._switch_to_pyav()
+        return self._pyav.read(indices)
+
+    def _decord_batch(self, wanted: list[int]) -> np.ndarray | None:
+        """decord's (t, H, W, 3) frames, or None when its frame-size bug garbled them."""
         try:
-            batch = self._reader.get_batch(wanted).asnumpy()  # (t, H, W, 3)
+            batch = self._reader.get_batch(wanted).asnumpy()
         except Exception as error:
-            raise DecodeError(f"decode failed: {error}") from error
-        return _gather(dict(zip(wanted, batch)), indices)
+            if DECORD_SIZE_BUG in str(error):
+                return None
+            raise
+        return batch if batch.ndim == 4 and batch.shape[0] == len(wanted) and batch.shape[-1] == 3 else None
+
+    def _switch_to_pyav(self) -> None:
+        if "decord" not in _announced_fallbacks:
+            _announced_fallbacks.add("decord")
+            logger.warning("decord returned frames of the wrong size for %s: decord2 mishandles some frame widths "
+                           "on CPUs with AVX-512; reading such files with PyAV instead", self.path)
+        del self._reader
+        self._pyav = PyAVReader(self._source, self._threads)
+        self.num_frames = self._pyav.num_frames
 
     def close(self) -> None:
-        del self._reader
+        if self._pyav is not None:
+            self._pyav.close()
+        else:
+            del self._reader
 
 
-class TorchCodecReader:
+class TorchCodecReader(_FileReader):
     """torchcodec's CPU `VideoDecoder` in exact seek mode."""
 
-    def __init__(self, source: str | bytes, threads: int = 1):
+    def _open(self, source: str | bytes, threads: int) -> None:
         from torchcodec.decoders import VideoDecoder
 
-        if isinstance(source, str):
-            _check_file(source)
         try:
             self._decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode="exact",
                                          num_ffmpeg_threads=threads)
             metadata = self._decoder.metadata
         except Exception as error:
-            raise DecodeError(f"cannot open: {error}") from error
+            raise DecodeError(f"cannot open: {_error_text(error)}") from error
         self.num_frames = int(metadata.num_frames or 0)
-        if self.num_frames == 0:
-            raise DecodeError("no frames")
         self.fps = float(metadata.average_fps or 0.0)
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
         wanted = _unique_sorted(indices, self.num_frames)
-        try:
-            batch = self._decoder.get_frames_at(wanted).data.numpy()  # (t, H, W, 3)
-        except Exception as error:
-            raise DecodeError(f"decode failed: {error}") from error
+        batch = self._decoder.get_frames_at(wanted).data.numpy()  # (t, H, W, 3)
         return _gather(dict(zip(wanted, batch)), indices)
 
     def close(self) -> None:
         del self._decoder
 
 
-class FrameFolderReader:
+class FrameFolderReader(_FileReader):
     """A folder of frame images named by a template, e.g. ``img_{:05}.jpg`` numbered from `start_index`.
 
     Args:
@@ -258,20 +459,22 @@ class FrameFolderReader:
     fps = 0.0
 
     def __init__(self, folder: str, template: str, start_index: int = 1, num_frames: int | None = None):
-        if not os.path.isdir(folder):
-            raise DecodeError("missing frame folder")
-        self._folder, self._template, self._start = folder, template, start_index
-        if num_frames is None or num_frames < 0:
-            num_frames = sum(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(folder))
-        self.num_frames = num_frames
-        if self.num_frames == 0:
-            raise DecodeError("no frames in folder")
+        self.path = folder
+        with _failures_name(folder):
+            if not os.path.isdir(folder):
+                raise DecodeError("missing frame folder")
+            self._template, self._start = template, start_index
+            if num_frames is None or num_frames < 0:
+                num_frames = sum(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(folder))
+            self.num_frames = num_frames
+            if self.num_frames == 0:
+                raise DecodeError("no frames in folder")
 
     def frame_path(self, index: int) -> str:
         """File of 0-based frame `index`."""
-        return os.path.join(self._folder, self._template.format(index + self._start))
+        return os.path.join(self.path, self._template.format(index + self._start))
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def _read(self, indices: Sequence[int]) -> np.ndarray:
         from PIL import Image
 
         frames = {}
@@ -294,9 +497,11 @@ class SegmentReader:
     """A window [start, end) of another reader, for manifests that give a clip's start and end frames."""
 
     def __init__(self, reader: VideoReader, start: int, end: int | None):
+        self.path = getattr(reader, "path", None)
         end = reader.num_frames if end is None or end < 0 else min(end, reader.num_frames)
         if not 0 <= start < end:
-            raise DecodeError(f"segment [{start}, {end}) is empty for a video of {reader.num_frames} frames")
+            raise DecodeError(f"segment [{start}, {end}) is empty for a video of {reader.num_frames} frames",
+                              self.path)
         self._reader, self._start = reader, start
         self.num_frames = end - start
         self.fps = reader.fps
@@ -323,7 +528,7 @@ def open_video(source: str | bytes, backend: str = "pyav", threads: int = 1) -> 
         A `VideoReader`.
 
     Raises:
-        DecodeError: the file cannot be opened; the message is the reason.
+        DecodeError: the file cannot be opened; `reason` says why, `path` names it.
         DataError: the backend is unknown or not installed.
     """
     backend = resolve_backend(backend)

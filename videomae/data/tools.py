@@ -35,7 +35,7 @@ def check_sample(sample: Sample, backend: str = "pyav") -> str | None:
         finally:
             reader.close()
     except DecodeError as error:
-        return str(error)
+        return error.reason  # the report gives the path beside it
     except Exception as error:  # a scan must report, never crash, whatever a broken file does
         return f"{type(error).__name__}: {error}"
     return None
