@@ -6,6 +6,7 @@ dataset (also in persistent workers) draws the augmentation of the right epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 from typing import Iterator
@@ -75,6 +76,22 @@ class ShardedSampler(Sampler[tuple[int, int]]):
 def collate_views(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Concatenate each item's leading view dimension into the batch (video0-view0..V-1, video1-view0, ...)."""
     return {key: torch.cat([item[key] for item in batch], dim=0) for key in batch[0]}
+
+
+@contextlib.contextmanager
+def worker_batches(loader: DataLoader) -> Iterator[Iterator]:
+    """An iterator over `loader` whose worker processes are stopped when the block ends, also on an error.
+
+    Workers ignore SIGINT/SIGTERM (`_worker_init`), so they must be shut down by the loader itself: an iterator
+    kept alive by an error's traceback would otherwise leave them running and the process waiting for them at exit.
+    """
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # what DataLoader's iterator runs when collected
+        if shutdown is not None:
+            shutdown()
 
 
 def _worker_init(worker_id: int) -> None:

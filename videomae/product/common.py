@@ -158,14 +158,11 @@ class InputVideo:
         return os.path.isdir(self.path)
 
     def open(self, backend: str = "pyav", threads: int = 1) -> VideoReader:
-        """A reader over the video's frames; raises `DataError` (with the path) when it cannot be read."""
-        try:
-            if self.is_frame_folder:
-                template, start, count = frame_template(self.path)
-                return FrameFolderReader(self.path, template, start, count)
-            return open_video(self.path, backend, threads)
-        except DataError as error:
-            raise DataError(f"{self.path}: {error}") from None
+        """A reader over the video's frames; raises `DataError` naming the path when it cannot be read."""
+        if self.is_frame_folder:
+            template, start, count = frame_template(self.path)
+            return FrameFolderReader(self.path, template, start, count)
+        return open_video(self.path, backend, threads)
 
 
 def _video_id(path: str) -> str:

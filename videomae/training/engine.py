@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
+from videomae.data.loader import worker_batches
 from videomae.errors import ConfigError
 from videomae.seeding import derive_seed, torch_generator
 from videomae.training.checkpointing import (
@@ -299,22 +300,21 @@ class Trainer:
                                       num_workers=self.task.data.num_workers, drop_last=True, rank=d.rank,
                                       world_size=d.world_size, start_index=position * cfg.batch_size * cfg.accum_steps)
                 loader.sampler.set_epoch(epoch)
-                batches = iter(loader)
-                for step in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
-                    record = self.train_step(batches, step)
-                    self.count_nonfinite(record, meta)
-                    step = record["step"]
-                    metrics.write(record)
-                    result.losses.append(record["loss"])
-                    bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
-                    if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
-                        result.val = self.validate(meta, step)
-                    stop = self.stop.agreed(d)  # the same on every process: all stop after this step
-                    if self.should_save(step) or stop:
-                        self.save(meta, step)
-                    if stop:
-                        raise Interrupted(stop, step, step_path(cfg.output_dir, step))
-                del batches, loader  # stops this epoch's workers before the next epoch's start
+                with worker_batches(loader) as batches:  # this epoch's workers stop at the end
+                    for step in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
+                        record = self.train_step(batches, step)
+                        self.count_nonfinite(record, meta)
+                        step = record["step"]
+                        metrics.write(record)
+                        result.losses.append(record["loss"])
+                        bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
+                        if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
+                            result.val = self.validate(meta, step)
+                        stop = self.stop.agreed(d)  # the same on every process: all stop after this step
+                        if self.should_save(step) or stop:
+                            self.save(meta, step)
+                        if stop:
+                            raise Interrupted(stop, step, step_path(cfg.output_dir, step))
         finally:
             bar.close()
             metrics.close()

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from videomae.data import build_loader
+from videomae.data.loader import worker_batches
 from videomae.training.distributed import Dist, gather_objects
 
 
@@ -27,10 +28,11 @@ def predict_views(model: nn.Module, dataset, d: Dist, batch_size: int, num_worke
     was_training = model.training
     model.eval()
     local = []
-    for batch in loader:
-        with autocast():
-            logits = model(batch["video"].to(d.device, non_blocking=True)).float().cpu()  # (B, C)
-        local += zip(batch["video_index"].tolist(), batch["view"].tolist(), batch["label"].tolist(), logits.numpy())
+    with worker_batches(loader) as batches:
+        for batch in batches:
+            with autocast():
+                logits = model(batch["video"].to(d.device, non_blocking=True)).float().cpu()  # (B, C)
+            local += zip(batch["video_index"].tolist(), batch["view"].tolist(), batch["label"].tolist(), logits.numpy())
     model.train(was_training)
     views = {}
     for part in gather_objects(local, d):
