@@ -60,7 +60,7 @@ def test_user_errors(official_tiny, tmp_path, capsys):
     assert main(["convert", src, str(tmp_path / "x")]) == 2  # heads of an unofficial width
     assert "num_heads" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "x")]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     assert main(["convert", src, str(tmp_path / "x"), "--model", "vit_tiny"]) == 2
     assert "unknown model" in capsys.readouterr().err
     assert main(["convert", src, str(tmp_path / "x"), "--num-heads", "4"]) == 0
