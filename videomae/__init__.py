@@ -10,8 +10,9 @@ import sys
 if "torch" not in sys.modules:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
+from videomae.checkpoint.zoo import list_pretrained  # noqa: E402
 from videomae.models import ModelConfig, build_model, create_model, get_config, list_models  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "__version__", "build_model", "create_model", "get_config", "list_models"]
+__all__ = ["ModelConfig", "__version__", "build_model", "create_model", "get_config", "list_models", "list_pretrained"]

@@ -14,6 +14,7 @@ from videomae.errors import VideoMAEError
 
 COMMAND_MODULES = [
     "videomae.cli.convert",
+    "videomae.cli.models",
     "videomae.cli.data",
     "videomae.cli.train",
     "videomae.cli.extract",
