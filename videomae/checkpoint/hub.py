@@ -4,7 +4,8 @@
 VideoMAEv2 layout); `hf-hub:OWNER/REPO/PATH/IN/REPO.pth` is one file of a repository (an official `.pth`);
 `@REVISION` pins a branch, tag or commit. `fetch` downloads through huggingface_hub, so its cache, progress bars,
 `HF_HUB_OFFLINE`, `HF_ENDPOINT` and token apply, and returns the local path; `locate` then applies the usual rule
-to it. This module is the only place videomae reaches the network.
+to it. `upload` publishes an exported directory (`videomae push`). This module is the only place videomae reaches
+the network.
 """
 
 from __future__ import annotations
@@ -124,3 +125,33 @@ def _hub_errors(ref: HubRef, hub):
         status = error.response.status_code if error.response is not None else "an error"
         raise CheckpointError(f"{ref}: the Hub answered {status} ({str(error).splitlines()[0]}); "
                               f"try again later") from None
+
+
+def upload(directory: Path, repo_id: str, private: bool = False, revision: str | None = None,
+           message: str | None = None) -> str:
+    """Upload every file of `directory` to the model repository `repo_id` (created if needed) in one commit.
+
+    Returns:
+        The commit's URL.
+
+    Raises:
+        CheckpointError: huggingface_hub is missing, the user is not logged in or may not write there, or the Hub
+            refused (one line).
+    """
+    ref = HubRef(repo_id, revision=revision)
+    hub = _import_huggingface_hub(ref)
+    files = sorted(path for path in directory.rglob("*") if path.is_file() and not path.name.startswith("."))
+    operations = [hub.CommitOperationAdd(path.relative_to(directory).as_posix(), str(path)) for path in files]
+    api = hub.HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = api.create_commit(repo_id, operations, revision=revision,
+                                   commit_message=message or f"Upload {len(files)} files with videomae push")
+    except hub.utils.HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise CheckpointError(f"cannot write to {repo_id} on the Hub ({status}): log in with a token that may "
+                                  f"write there (`hf auth login`, or HF_TOKEN)") from None
+        raise CheckpointError(f"uploading to {repo_id} failed: the Hub answered {status} "
+                              f"({str(error).splitlines()[0]})") from None
+    return commit.commit_url

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "videomae.cli.predict",
     "videomae.cli.visualize",
     "videomae.cli.demo",
+    "videomae.cli.push",
 ]
 
 EXAMPLES = """\
