@@ -62,7 +62,8 @@ def test_official_file_in_a_file_repository_and_zoo_name(hub_env, fake_hub, tmp_
     state = {"module": {key: value.half() for key, value in model.state_dict().items()}}  # as released: fp16
     torch.save(state, tmp_path / "student.pth")
     fake_hub.publish("OpenGVLab/VideoMAE2", {"README.md": b"weights", "distill/vit_s_k710_dl_from_giant.pth":
-                                             (tmp_path / "student.pth").read_bytes()})
+                                             (tmp_path / "student.pth").read_bytes(),
+                                             "mae-g/vit_g_hybrid_pt_1200e_ssv2_ft.pth": b"not read here"})
     local = create_model(pretrained=str(tmp_path / "student.pth"), **TINY_SETTINGS)
     by_path = create_model(pretrained="hf-hub:OpenGVLab/VideoMAE2/distill/vit_s_k710_dl_from_giant.pth",
                            **TINY_SETTINGS)
@@ -70,6 +71,9 @@ def test_official_file_in_a_file_repository_and_zoo_name(hub_env, fake_hub, tmp_
     for loaded in (by_path, by_name):
         torch.testing.assert_close(outputs(loaded), outputs(local), rtol=0, atol=0)
     assert locate("vit_s_k710_dl_from_giant").note.endswith("distill/vit_s_k710_dl_from_giant.pth")
+    assert read_preprocessing(locate("vit_s_k710_dl_from_giant"))[0] == Preprocessing()  # dense, 5 x 3
+    ssv2 = read_preprocessing(locate("vit_g_hybrid_pt_1200e_ssv2_ft"))[0]  # the official SSv2 protocol
+    assert ssv2.sparse and (ssv2.test_num_segment, ssv2.test_num_crop) == (2, 3)
     with pytest.raises(CheckpointError, match="has no config.json at its top.*hf-hub:OpenGVLab/VideoMAE2/PATH"):
         locate("hf-hub:OpenGVLab/VideoMAE2")
 

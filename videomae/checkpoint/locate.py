@@ -42,13 +42,15 @@ class Location:
         path: the file or directory to read.
         kind: "file", "videomae", "hf", "opengvlab", "step" (a training checkpoint) or "deepspeed".
         run_dir: the training run it belongs to, when it does.
-        note: how a run directory was resolved (said to the user), or None.
+        note: how a run directory or a zoo name was resolved (said to the user), or None.
+        trained: the test preprocessing a zoo entry is known for, when its files carry none.
     """
 
     path: Path
     kind: str
     run_dir: Path | None = None
     note: str | None = None
+    trained: Preprocessing | None = None
 
 
 def read_json(path: Path) -> dict:
@@ -117,7 +119,8 @@ def locate(path: str | Path) -> Location:
         entry = zoo_entry(str(path))
         if entry is None:
             raise CheckpointError(f"checkpoint {path} does not exist{missing_checkpoint_hint(path)}")
-        return dataclasses.replace(locate(entry.source), note=f"{entry.name}: {entry.source}")
+        return dataclasses.replace(locate(entry.source), note=f"{entry.name}: {entry.source}",
+                                   trained=entry.preprocessing)
     if path.is_file():
         return Location(path, "file")
     if (path / "config.json").is_file():
@@ -163,7 +166,8 @@ def read_labels(location: Location) -> list[str] | None:
 def read_preprocessing(location: Location) -> tuple[Preprocessing, Path] | None:
     """The training preprocessing of a checkpoint and the file it came from, if recorded.
 
-    `preprocessing.json` beside the weights wins; otherwise a training run's config.json (`data` section).
+    `preprocessing.json` beside the weights wins; otherwise a training run's config.json (`data` section);
+    otherwise what the zoo knows of the checkpoint's test protocol (then the file is the weights).
     """
     for folder in _sidecar_dirs(location):
         if (folder / PREPROCESSING_FILE).is_file():
@@ -172,4 +176,6 @@ def read_preprocessing(location: Location) -> tuple[Preprocessing, Path] | None:
         config = read_json(location.run_dir / "config.json")
         if is_run_config(config) and isinstance(config["data"], dict):
             return Preprocessing.from_fields(config["data"]), location.run_dir / "config.json"
+    if location.trained is not None:
+        return location.trained, location.path
     return None

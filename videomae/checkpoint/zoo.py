@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from videomae.checkpoint.preprocessing import Preprocessing
 from videomae.models.config import ModelConfig, get_config
 
 OPENGVLAB_FILES = "hf-hub:OpenGVLab/VideoMAE2"
@@ -39,6 +40,14 @@ class ZooEntry:
     size: str
     source: str
     settings: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """How a classifier was tested, which its files do not record: 16 frames at 224, every 4th frame, 5 clips x
+        3 crops; SSv2 one frame per 16 segments, 2 clips x 3 crops (MODEL_ZOO.md, reference §6.2)."""
+        if not self.classes:
+            return None
+        return Preprocessing(sparse=True, test_num_segment=2) if self.dataset == "SSv2" else Preprocessing()
 
     def model_config(self) -> ModelConfig:
         """The architecture of the checkpoint's weights."""
