@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -103,6 +104,22 @@ def test_missing_repository_file_or_revision(hub_env, fake_hub, tmp_path, ref, m
     with pytest.raises(CheckpointError, match=message) as error:
         locate(ref)
     assert "\n" not in str(error.value)
+
+
+def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path):
+    """HF_ENDPOINT and HF_HOME reach huggingface_hub through the environment alone; views as trained (5 x 3)."""
+    from tests.product.fixtures import moving_frames
+    from videomae.data.synthetic import encode_video
+
+    fake_hub.publish("acme/tiny", our_repo(tmp_path, tiny_classifier(6), "ours"))
+    encode_video(str(tmp_path / "clip.mp4"), moving_frames(12, 36, 48, seed=0))
+    result = subprocess.run([sys.executable, "-m", "videomae", "predict", str(tmp_path / "clip.mp4"), "--checkpoint",
+                             "hf-hub:acme/tiny", "--top-k", "3", "--json"],
+                            capture_output=True, text=True, timeout=120, env={**_base_env(), **hub_env})
+    assert result.returncode == 0, result.stderr
+    (prediction,) = json.loads(result.stdout)
+    assert prediction["views"] == 5 * 3 and {entry["label"] for entry in prediction["top_k"]} == set(LABELS)
+    assert list((tmp_path / "hf_home" / "hub").glob("models--acme--tiny/snapshots/*/model.safetensors"))
 
 
 def test_command_line_error_is_one_line(hub_env, fake_hub, tmp_path):
