@@ -223,9 +223,9 @@ def hub_env(fake_hub, tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     # huggingface_hub reads these once, when imported: mirror them in this process
     constants = huggingface_hub.constants
+    url_template = fake_hub.url + "/{repo_id}/resolve/{revision}/{filename}"
     for name, value in {"ENDPOINT": fake_hub.url, "HF_HOME": env["HF_HOME"], "HF_HUB_CACHE": env["HF_HUB_CACHE"],
-                        "HF_HUB_OFFLINE": False,
-                        "HUGGINGFACE_CO_URL_TEMPLATE": fake_hub.url + "/{repo_id}/resolve/{revision}/{filename}"}.items():
+                        "HF_HUB_OFFLINE": False, "HUGGINGFACE_CO_URL_TEMPLATE": url_template}.items():
         monkeypatch.setattr(constants, name, value)
     fetch.cache_clear()
     yield env

@@ -68,7 +68,8 @@ def test_pipeline_classifies_a_real_video_with_our_class_names(export, tmp_path)
 def test_processor_repeats_the_training_preprocessing(export):
     _, directory = export
     processor = transformers.VideoMAEImageProcessor.from_pretrained(directory)
-    assert processor.size["shortest_edge"] == 40 and (processor.crop_size["height"], processor.crop_size["width"]) == (32, 32)
+    assert processor.size["shortest_edge"] == 40
+    assert (processor.crop_size["height"], processor.crop_size["width"]) == (32, 32)
     assert list(processor.image_mean) == [0.45] * 3 and list(processor.image_std) == [0.225] * 3
     assert processor.num_frames == 4 and transformers.AutoConfig.from_pretrained(directory).num_frames == 4
 
@@ -77,7 +78,8 @@ def test_model_card_says_what_and_how(export):
     _, directory = export
     card = (directory / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: transformers\n") and "pipeline_tag: video-classification" in card
-    assert "3: left, right, still" in card and "4 frames, frame interval 2" in card and "| training data | data/mine |" in card
+    assert "3: left, right, still" in card and "4 frames, frame interval 2" in card
+    assert "| training data | data/mine |" in card
     assert 'pipeline("video-classification", model="OWNER/REPO")' in card and "frame_sampling_rate=2" in card
 
 

@@ -83,7 +83,8 @@ def _preprocessing(p: Preprocessing) -> str:
     sampling = (f"{p.num_frames} segments, one frame each" if p.sparse
                 else f"{p.num_frames} frames, frame interval {p.sampling_rate}")
     return _table([("clip", sampling), ("resize", f"short side {p.short_side_size}"),
-                   ("crop", f"{p.input_size}x{p.input_size}"), ("normalization", f"mean {list(p.mean)}, std {list(p.std)}"),
+                   ("crop", f"{p.input_size}x{p.input_size}"),
+                   ("normalization", f"mean {list(p.mean)}, std {list(p.std)}"),
                    ("test views", f"{p.test_num_segment} clips x {p.test_num_crop} crops, softmax averaged")])
 
 
