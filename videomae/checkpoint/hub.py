@@ -19,8 +19,10 @@ from videomae.errors import CheckpointError
 
 PREFIX = "hf-hub:"
 INSTALL_HINT = 'pip install "videomae[hf]"'
-# What a repository download takes: configs, class names and safetensors weights; never code, TF or Flax weights.
-REPO_PATTERNS = ["*.json", "*.txt", "*.safetensors"]
+# What a repository download takes, at its top: config, class names, preprocessing and safetensors weights (single
+# or sharded); never code, other frameworks' weights or anything in subfolders.
+REPO_PATTERNS = ["config.json", "labels.txt", "preprocessing.json", "model.safetensors", "model.safetensors.index.json",
+                 "model-*-of-*.safetensors"]
 SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = "pytorch_model.bin"  # older transformers repositories; fetched only when there is no safetensors
 
@@ -57,8 +59,8 @@ def parse_hub_ref(text: str) -> HubRef:
 def fetch(ref: HubRef) -> Path:
     """Download what `ref` names (or find it in the cache) and return its local path.
 
-    A repository becomes its snapshot folder holding config.json, JSON/text side files and the weights; a file
-    becomes its cached path.
+    A repository becomes its snapshot folder holding config.json, the side files videomae reads and the weights;
+    a file becomes its cached path.
 
     Raises:
         CheckpointError: huggingface_hub is not installed, or the repository, revision or file does not exist, or
