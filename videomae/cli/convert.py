@@ -27,7 +27,7 @@ OVERRIDES = {"num_classes": int, "num_frames": int, "img_size": int, "num_heads"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "convert", help="convert a checkpoint (official .pth, Hugging Face dir, ours) to our format or HF",
+        "convert", help="convert any checkpoint (file, directory, run, hf-hub:..., zoo name) to our format or HF",
         description="Read SRC (official .pth/.pt/.safetensors, DeepSpeed checkpoint dir, Hugging Face VideoMAE "
                     "dir, OpenGVLab VideoMAEv2 dir, videomae dir or training run, hf-hub:OWNER/REPO[/FILE][@REV], or "
                     "a name from `videomae models`) and write DST as a videomae dir (default) or a Hugging Face dir "
