@@ -145,6 +145,8 @@ def test_a_missing_local_file_names_the_zoo_entry(tmp_path):
         locate(tmp_path / "model_zoo" / "vit_g_hybrid_pt_1200e_k710_ft.pth")
     with pytest.raises(CheckpointError, match="was not released"):
         locate("model_zoo/vit_b_k710_post_pretrained.pth")
+    with pytest.raises(CheckpointError, match="write hf-hub:acme/some-model$"):
+        locate("acme/some-model")
 
 
 def _base_env() -> dict:

@@ -8,6 +8,7 @@ here as the official scripts name those start points. docs/checkpoints.md says w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from videomae.checkpoint.preprocessing import Preprocessing
 from videomae.models.config import ModelConfig, get_config
 
 OPENGVLAB_FILES = "hf-hub:OpenGVLab/VideoMAE2"
+REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")  # OWNER/REPO, as transformers users write Hub repositories
 
 
 @dataclass(frozen=True)
@@ -134,4 +136,6 @@ def missing_checkpoint_hint(path: Path) -> str:
         return f"; it is the released checkpoint {stem!r}: use that name, which downloads {_BY_NAME[stem].source}"
     if stem in UNRELEASED:
         return f"; {UNRELEASED[stem]}"
+    if REPO_ID.fullmatch(path.as_posix()):
+        return f"; for the Hugging Face repository, write hf-hub:{path.as_posix()}"
     return "; give a file, a directory, a zoo name (`videomae models`) or hf-hub:OWNER/REPO"
