@@ -69,3 +69,27 @@ def test_user_errors(official_tiny, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["convert", src, str(tmp_path / "y"), "--format", "onnx"])
     assert info.value.code == 2
+
+
+def test_labels_and_preprocessing_survive_a_round_trip(tmp_path, capsys):
+    from tests.checkpoint.helpers import tiny_classifier
+    from videomae.checkpoint import save_pretrained
+    from videomae.checkpoint.preprocessing import Preprocessing, read_preprocessing_file, write_preprocessing
+
+    ours = save_pretrained(tiny_classifier(31), tmp_path / "ours")
+    (ours / "labels.txt").write_text("jump\nrun\nsit\n")
+    trained = Preprocessing(num_frames=4, sampling_rate=2, input_size=32, short_side_size=36)
+    write_preprocessing(trained, ours)
+
+    assert main(["convert", str(ours), str(tmp_path / "hf"), "--format", "hf"]) == 0
+    hf_config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert hf_config["id2label"] == {"0": "jump", "1": "run", "2": "sit"}
+    processor = json.loads((tmp_path / "hf" / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"shortest_edge": 36} and processor["crop_size"] == {"height": 32, "width": 32}
+    assert (tmp_path / "hf" / "README.md").is_file()
+
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
+    assert "with class names" in capsys.readouterr().out
+    assert (tmp_path / "back" / "labels.txt").read_text().split() == ["jump", "run", "sit"]
+    assert read_preprocessing_file(tmp_path / "back" / "preprocessing.json") == trained
+    assert main(["convert", str(ours), str(tmp_path / "k"), "--labels", str(tmp_path / "back" / "config.json")]) == 2

@@ -58,7 +58,7 @@ def test_predict_defaults_to_the_training_preprocessing_and_warns_on_conflicts(a
     assert json.loads(result.stdout)[0]["views"] == 2 and "warning" not in result.stderr
     override = run_cli("predict", video, "--checkpoint", str(trained), "--json", "--sampling-rate", "3")
     assert override.returncode == 0, override.stderr
-    assert "--sampling-rate 3 differs from the 2 the model was trained with" in override.stderr
+    assert "sampling rate 3 differs from the 2 the model was trained with" in override.stderr
     assert "preprocessing.json" in override.stderr
 
 
@@ -69,3 +69,15 @@ def test_predict_reports_each_bad_video_and_classifies_the_rest(assets):
     first, second = json.loads(result.stdout)
     assert first["video"].endswith("corrupt.mp4") and first["error"] and "top_k" in second
     assert "corrupt.mp4" in result.stderr and "1 of 2 videos could not be read" in result.stderr
+
+
+def test_predict_shows_the_class_names_of_a_hugging_face_export(assets, tmp_path, capsys):
+    from videomae.checkpoint import save_hf
+    from videomae.cli import main
+    from videomae.models import create_model
+
+    export = save_hf(create_model(pretrained=str(assets.classifier)), tmp_path / "hf", labels=["up", "down", "flat"])
+    assert main(["predict", str(assets.videos / "short.mp4"), "--checkpoint", str(export), "--clips", "1",
+                 "--crops", "1", "--top-k", "3", "--json"]) == 0
+    (prediction,) = json.loads(capsys.readouterr().out)
+    assert {entry["label"] for entry in prediction["top_k"]} == {"up", "down", "flat"}

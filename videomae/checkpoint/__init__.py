@@ -1,4 +1,5 @@
-"""Checkpoint interop: official VideoMAE V2 files, Hugging Face transformers directories and our own format.
+"""Checkpoint interop: official VideoMAE V2 files, Hugging Face transformers directories, OpenGVLab's custom-code
+VideoMAEv2 repositories and our own format, local or by name from the Hugging Face Hub (`hf-hub:...`, zoo names).
 
 `load_pretrained(path)` (what `create_model(pretrained=path)` calls) reads any of them safely, fits it to the
 model (a pretraining encoder into a classifier, a K710 head into a K400/600/700 classifier) and loads strictly,
@@ -17,10 +18,12 @@ import torch.nn as nn
 from videomae.checkpoint.hf import read_hf, save_hf
 from videomae.checkpoint.locate import Location, locate, read_json, read_labels, read_preprocessing
 from videomae.checkpoint.native import read_native, read_step_checkpoint, save_pretrained
+from videomae.checkpoint.opengvlab import read_opengvlab
 from videomae.checkpoint.preprocessing import Preprocessing
 from videomae.checkpoint.official import (checkpoint_filter_fn, clean_state_dict, infer_fields, read_checkpoint,
                                           resolve_deepspeed, unwrap_container)
 from videomae.checkpoint.report import LoadReport, load_into
+from videomae.checkpoint.zoo import ZooEntry, list_pretrained
 from videomae.errors import CheckpointError
 from videomae.models import build_model, get_config
 from videomae.models.config import ModelConfig
@@ -56,9 +59,10 @@ def read_source(path: str | Path) -> Source:
     if location.kind == "videomae":
         state, model_config = read_native(location.path, read_json(location.path / "config.json"))
         return Source(location.path, "videomae", state, model_config, notes)
-    if location.kind == "hf":
-        state, model_config, hf_notes = read_hf(location.path, read_json(location.path / "config.json"))
-        return Source(location.path, "hf", state, model_config, notes + hf_notes)
+    if location.kind in ("hf", "opengvlab"):
+        reader = read_hf if location.kind == "hf" else read_opengvlab
+        state, model_config, more_notes = reader(location.path, read_json(location.path / "config.json"))
+        return Source(location.path, location.kind, state, model_config, notes + more_notes)
     if location.kind == "step":
         state, model_config = read_step_checkpoint(location.path)
         return Source(location.path, "videomae", state, model_config, notes)
@@ -103,11 +107,12 @@ def load_pretrained_with_report(path: str | Path, name: str | None = None, *, st
 
 def load_pretrained(path: str | Path, name: str | None = None, *, strict: bool = True,
                     remap_kinetics: bool = True, **overrides) -> nn.Module:
-    """Build a model from a checkpoint: official .pth, Hugging Face directory or our format.
+    """Build a model from a checkpoint: official .pth, Hugging Face directory or our format, local or on the Hub.
 
     Args:
         path: a .pth/.pt/.bin/.safetensors file, a DeepSpeed checkpoint directory, a transformers VideoMAE
-            directory or a directory written by `save_pretrained`.
+            directory, an OpenGVLab VideoMAEv2 directory, a directory written by `save_pretrained`, a training run,
+            `hf-hub:OWNER/REPO[/PATH][@REVISION]` or a zoo name (`list_pretrained()`).
         name: model name (`vit_base_patch16_224`, `pretrain_videomae_giant_patch14_224`, ...). Without it the
             architecture comes from the directory's config.json, or is inferred from an official state dict.
         strict: raise CheckpointError on missing, unexpected or mis-shaped keys (keys dropped or initialized
@@ -130,7 +135,7 @@ def _describe(config: ModelConfig) -> str:
 
 
 __all__ = [
-    "Location", "LoadReport", "Preprocessing", "Source", "choose_config", "load_into", "load_pretrained", "load_pretrained_with_report",
-    "load_state_dict_file", "locate", "read_labels", "read_preprocessing", "read_source", "save_hf",
-    "save_pretrained",
+    "Location", "LoadReport", "Preprocessing", "Source", "ZooEntry", "choose_config", "list_pretrained", "load_into",
+    "load_pretrained", "load_pretrained_with_report", "load_state_dict_file", "locate", "read_labels",
+    "read_preprocessing", "read_source", "save_hf", "save_pretrained",
 ]

@@ -1,5 +1,9 @@
 """Hugging Face transformers VideoMAE directories, both ways (no transformers import needed).
 
+Export writes what the transformers ecosystem expects of a model repository: config.json (with id2label),
+model.safetensors, preprocessor_config.json (`VideoMAEImageProcessor` as trained), a model card README.md, and our
+preprocessing.json so that a round trip keeps the full training preprocessing.
+
 Classes: `VideoMAEForPreTraining` <-> our pretraining model, `VideoMAEForVideoClassification` <-> our
 classifier, `VideoMAEModel` <-> our headless classifier (num_classes=0). Differences that matter:
 
@@ -23,7 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from videomae.checkpoint.card import model_card
 from videomae.checkpoint.official import read_checkpoint
+from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
 from videomae.errors import CheckpointError
 from videomae.models import build_model
 from videomae.models.config import ModelConfig
@@ -41,6 +47,10 @@ QKV = ("query", "key", "value")
 NEW_BIAS_NAMES = {".attention.attention.query.bias": ".attention.attention.q_bias",
                   ".attention.attention.value.bias": ".attention.attention.v_bias"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PREPROCESSOR_FILE = "preprocessor_config.json"
+CARD_FILE = "README.md"
+DEFAULT_LABEL = re.compile(r"LABEL_\d+")  # transformers' placeholder class names
+PIL_BILINEAR = 2  # VideoMAEImageProcessor `resample`: bilinear, as our resize
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,6 +157,28 @@ def config_from_hf(hf: dict, kind: str, num_classes: int) -> ModelConfig:
     )
 
 
+def labels_from_hf(hf: dict) -> list[str] | None:
+    """Class names from a transformers config's id2label, unless they are the LABEL_i placeholders."""
+    id2label = hf.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    names = [str(name) for _, name in sorted(id2label.items(), key=lambda item: int(item[0]))]
+    return None if all(DEFAULT_LABEL.fullmatch(name) for name in names) else names
+
+
+def image_processor_config(preprocessing: Preprocessing) -> dict:
+    """preprocessor_config.json of transformers' `VideoMAEImageProcessor` repeating our test preprocessing: resize
+    the short side, centre crop, scale to [0, 1], normalize. `num_frames` records the clip length as trained."""
+    return {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "do_resize": True, "size": {"shortest_edge": preprocessing.short_side_size}, "resample": PIL_BILINEAR,
+        "do_center_crop": True, "crop_size": {"height": preprocessing.input_size, "width": preprocessing.input_size},
+        "do_rescale": True, "rescale_factor": 1 / 255,
+        "do_normalize": True, "image_mean": list(preprocessing.mean), "image_std": list(preprocessing.std),
+        "num_frames": preprocessing.num_frames,
+    }
+
+
 def hf_class(config: ModelConfig) -> str:
     if config.kind == "pretrain":
         return "VideoMAEForPreTraining"
@@ -184,7 +216,8 @@ def config_to_hf(config: ModelConfig, labels: list[str] | None = None) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+def read_weight_files(directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a Hugging Face directory: sharded or single model.safetensors, else pytorch_model.bin."""
     index = directory / "model.safetensors.index.json"
     if index.is_file():  # sharded
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -197,7 +230,7 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 def read_hf(directory: Path, hf: dict) -> tuple[dict[str, torch.Tensor], ModelConfig, list[str]]:
     """State dict (our names), config and notes of a transformers VideoMAE directory."""
-    hf_state = _read_weights(directory)
+    hf_state = read_weight_files(directory)
     base = "videomae." if any(key.startswith("videomae.") for key in hf_state) else ""
     if any(key.startswith("decoder.") for key in hf_state):
         kind, num_classes = "pretrain", 0
@@ -213,16 +246,22 @@ def read_hf(directory: Path, hf: dict) -> tuple[dict[str, torch.Tensor], ModelCo
     return from_hf_state(hf_state, our_keys, base), config, notes
 
 
-def save_hf(model: nn.Module, directory: str | Path, labels: list[str] | None = None) -> Path:
-    """Write `model` as a transformers VideoMAE directory (config.json + model.safetensors).
+def save_hf(model: nn.Module, directory: str | Path, labels: list[str] | None = None,
+            preprocessing: Preprocessing | None = None, training: dict | None = None) -> Path:
+    """Write `model` as a transformers VideoMAE directory, ready for `pipeline("video-classification")` and upload.
 
-    The class is VideoMAEForPreTraining, VideoMAEForVideoClassification, or VideoMAEModel for a headless
-    classifier (its fc_norm is then left out: VideoMAEModel returns the token sequence).
+    Files: config.json (id2label from `labels`), model.safetensors, preprocessor_config.json, README.md (model card)
+    and, when `preprocessing` is given, our preprocessing.json. The class is VideoMAEForPreTraining,
+    VideoMAEForVideoClassification, or VideoMAEModel for a headless classifier (its fc_norm is then left out:
+    VideoMAEModel returns the token sequence).
 
     Args:
         model: a model built by `videomae.models`.
         directory: created if needed.
         labels: class names for id2label (default LABEL_i).
+        preprocessing: how the model's inputs were prepared in training; without it the processor resizes and crops
+            to the model's input size with ImageNet statistics, and the card says nothing about training inputs.
+        training: the training run's resolved config, summarized in the model card.
 
     Returns:
         The directory.
@@ -245,5 +284,16 @@ def save_hf(model: nn.Module, directory: str | Path, labels: list[str] | None = 
     directory.mkdir(parents=True, exist_ok=True)
     save_file(to_hf_state(state, "" if headless else "videomae."), str(directory / WEIGHT_FILES[0]),
               metadata={"format": "pt"})
-    (directory / "config.json").write_text(json.dumps(config_to_hf(config, labels), indent=2) + "\n")
+    _write_json(directory / "config.json", config_to_hf(config, labels))
+    size = config.image_hw[0]
+    processor_settings = preprocessing or Preprocessing(num_frames=config.num_frames, input_size=size,
+                                                        short_side_size=size)
+    _write_json(directory / PREPROCESSOR_FILE, image_processor_config(processor_settings))
+    if preprocessing is not None:
+        write_preprocessing(preprocessing, directory)
+    (directory / CARD_FILE).write_text(model_card(config, labels, preprocessing, training), encoding="utf-8")
     return directory
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

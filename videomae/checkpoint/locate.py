@@ -3,25 +3,34 @@
 A checkpoint argument may be:
 - a file: an official `.pth`/`.pt`/`.bin`, or a `.safetensors` state dict;
 - a directory in our format (`config.json` with `"format": "videomae"`, written by `videomae convert` or a run's
-  export), or a Hugging Face VideoMAE directory (`"model_type": "videomae"`);
+  export), a Hugging Face VideoMAE directory (`"model_type": "videomae"`), or one of OpenGVLab's custom-code
+  VideoMAEv2 directories (`"model_type": "VideoMAEv2_Base"` with a `model_config`; read without running its code);
 - a training run directory (`output_dir` of `videomae pretrain/finetune/...`): its `export/` (the final model),
   else `checkpoints/best` (best validation), else the newest `checkpoints/step_*`, saying which;
 - one training checkpoint `checkpoints/step_*` (weights plus `meta.json` with the architecture);
-- a DeepSpeed checkpoint directory (`latest` file or `mp_rank_00_model_states.pt`).
+- a DeepSpeed checkpoint directory (`latest` file or `mp_rank_00_model_states.pt`);
+- `hf-hub:OWNER/REPO[/PATH/IN/REPO][@REVISION]`: downloaded (or found in the Hugging Face cache), then any of the
+  above (`videomae.checkpoint.hub`);
+- a zoo name (`vit_g_hybrid_pt_1200e_k710_ft`, `VideoMAEv2-Base`, ...): its `hf-hub:` source
+  (`videomae.checkpoint.zoo`). A local path of the same name wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from videomae.checkpoint.hub import fetch, is_hub_ref, parse_hub_ref
 from videomae.checkpoint.preprocessing import FILE as PREPROCESSING_FILE
 from videomae.checkpoint.preprocessing import Preprocessing, read_preprocessing_file
+from videomae.checkpoint.zoo import missing_checkpoint_hint, zoo_entry
 from videomae.errors import CheckpointError
 
 LABELS_FILE = "labels.txt"  # class names beside an exported classifier, one per line
+OPENGVLAB_MODEL_TYPE = "VideoMAEv2"  # OpenGVLab/VideoMAEv2-*: model_type "VideoMAEv2_Base" for every size
 STEP_DIR = re.compile(r"^step_\d{8}$")
 
 
@@ -31,15 +40,17 @@ class Location:
 
     Attributes:
         path: the file or directory to read.
-        kind: "file", "videomae", "hf", "step" (a training checkpoint) or "deepspeed".
+        kind: "file", "videomae", "hf", "opengvlab", "step" (a training checkpoint) or "deepspeed".
         run_dir: the training run it belongs to, when it does.
-        note: how a run directory was resolved (said to the user), or None.
+        note: how a run directory or a zoo name was resolved (said to the user), or None.
+        trained: the test preprocessing a zoo entry is known for, when its files carry none.
     """
 
     path: Path
     kind: str
     run_dir: Path | None = None
     note: str | None = None
+    trained: Preprocessing | None = None
 
 
 def read_json(path: Path) -> dict:
@@ -51,6 +62,12 @@ def read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} should hold a JSON object, found {type(data).__name__}")
     return data
+
+
+def is_opengvlab_config(config: dict) -> bool:
+    """config.json of an OpenGVLab custom-code VideoMAEv2 repository."""
+    return str(config.get("model_type", "")).startswith(OPENGVLAB_MODEL_TYPE) and isinstance(
+        config.get("model_config"), dict)
 
 
 def is_run_config(config: dict) -> bool:
@@ -95,9 +112,15 @@ def _locate_in_run(run_dir: Path) -> Location:
 
 def locate(path: str | Path) -> Location:
     """Resolve a checkpoint argument (module docstring) to the weights to read."""
+    if is_hub_ref(path):
+        return locate(fetch(parse_hub_ref(str(path))))
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        entry = zoo_entry(str(path))
+        if entry is None:
+            raise CheckpointError(f"checkpoint {path} does not exist{missing_checkpoint_hint(path)}")
+        return dataclasses.replace(locate(entry.source), note=f"{entry.name}: {entry.source}",
+                                   trained=entry.preprocessing)
     if path.is_file():
         return Location(path, "file")
     if (path / "config.json").is_file():
@@ -106,11 +129,13 @@ def locate(path: str | Path) -> Location:
             return Location(path, "videomae", enclosing_run(path))
         if config.get("model_type") == "videomae":
             return Location(path, "hf")
+        if is_opengvlab_config(config):
+            return Location(path, "opengvlab")
         if is_run_config(config):
             return _locate_in_run(path)
         raise CheckpointError(f"{path / 'config.json'} is neither a videomae config (format: videomae), a Hugging Face "
-                              f"VideoMAE config (model_type: videomae) nor a training run's config; "
-                              f"model_type={config.get('model_type')!r}")
+                              f"VideoMAE config (model_type: videomae), an OpenGVLab VideoMAEv2 config nor a "
+                              f"training run's config; model_type={config.get('model_type')!r}")
     if (path / "meta.json").is_file() and (path / "model.safetensors").is_file():
         return Location(path, "step", enclosing_run(path))
     if (path / "export").is_dir() or (path / "checkpoints").is_dir():
@@ -125,18 +150,24 @@ def _sidecar_dirs(location: Location) -> list[Path]:
 
 
 def read_labels(location: Location) -> list[str] | None:
-    """Class names from `labels.txt` beside the weights or in their run directory, if any."""
+    """Class names from `labels.txt` beside the weights or in their run directory, else from a Hugging Face
+    directory's id2label (unless it holds only the LABEL_i placeholders), if any."""
     for folder in _sidecar_dirs(location):
         if (folder / LABELS_FILE).is_file():
             lines = (folder / LABELS_FILE).read_text(encoding="utf-8").splitlines()
             return [line.strip() for line in lines if line.strip()]
+    if location.kind == "hf":
+        from videomae.checkpoint.hf import labels_from_hf  # torch-free callers of locate stay torch-free
+
+        return labels_from_hf(read_json(location.path / "config.json"))
     return None
 
 
 def read_preprocessing(location: Location) -> tuple[Preprocessing, Path] | None:
     """The training preprocessing of a checkpoint and the file it came from, if recorded.
 
-    `preprocessing.json` beside the weights wins; otherwise a training run's config.json (`data` section).
+    `preprocessing.json` beside the weights wins; otherwise a training run's config.json (`data` section);
+    otherwise what the zoo knows of the checkpoint's test protocol (then the file is the weights).
     """
     for folder in _sidecar_dirs(location):
         if (folder / PREPROCESSING_FILE).is_file():
@@ -145,4 +176,6 @@ def read_preprocessing(location: Location) -> tuple[Preprocessing, Path] | None:
         config = read_json(location.run_dir / "config.json")
         if is_run_config(config) and isinstance(config["data"], dict):
             return Preprocessing.from_fields(config["data"]), location.run_dir / "config.json"
+    if location.trained is not None:
+        return location.trained, location.path
     return None

@@ -27,7 +27,8 @@ class LoadReport:
 
     Attributes:
         source: the file or directory read.
-        source_format: "official" (.pth / .safetensors state dict), "hf" (transformers) or "videomae" (ours).
+        source_format: "official" (.pth / .safetensors state dict), "hf" (transformers), "opengvlab" (custom-code
+            VideoMAEv2 repository) or "videomae" (ours).
         missing: model keys the checkpoint did not provide (left at their init).
         unexpected: checkpoint keys the model has no place for.
         mismatched: (key, checkpoint shape, model shape) of keys present on both sides with different shapes.

@@ -14,12 +14,14 @@ from videomae.errors import VideoMAEError
 
 COMMAND_MODULES = [
     "videomae.cli.convert",
+    "videomae.cli.models",
     "videomae.cli.data",
     "videomae.cli.train",
     "videomae.cli.extract",
     "videomae.cli.predict",
     "videomae.cli.visualize",
     "videomae.cli.demo",
+    "videomae.cli.push",
 ]
 
 EXAMPLES = """\

@@ -1,6 +1,9 @@
-"""`videomae convert SRC DST`: official .pth / DeepSpeed dir / Hugging Face dir / our format -> ours or HF.
+"""`videomae convert SRC DST`: any checkpoint (official .pth, DeepSpeed dir, Hugging Face dir, OpenGVLab
+VideoMAEv2 dir, our format, a training run, hf-hub:..., a zoo name) -> ours or HF.
 
-A pretraining checkpoint stays a pretraining model (decoder included) unless `--model` names a classifier.
+A pretraining checkpoint stays a pretraining model (decoder included) unless `--model` names a classifier. The
+source's class names (labels.txt, or a Hugging Face id2label) and training preprocessing go with the weights; an
+`--format hf` export is ready for `transformers.pipeline` and for upload (`videomae push`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from videomae.checkpoint import load_pretrained_with_report, save_hf, save_pretrained
+from videomae.checkpoint import (load_pretrained_with_report, locate, read_labels, read_preprocessing, save_hf,
+                                 save_pretrained)
+from videomae.checkpoint.locate import LABELS_FILE, Location, is_run_config, read_json
+from videomae.checkpoint.preprocessing import write_preprocessing
 from videomae.errors import CheckpointError
 
 FORMATS = ("videomae", "hf")
@@ -21,10 +27,12 @@ OVERRIDES = {"num_classes": int, "num_frames": int, "img_size": int, "num_heads"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "convert", help="convert a checkpoint (official .pth, Hugging Face dir, ours) to our format or HF",
+        "convert", help="convert any checkpoint (file, directory, run, hf-hub:..., zoo name) to our format or HF",
         description="Read SRC (official .pth/.pt/.safetensors, DeepSpeed checkpoint dir, Hugging Face VideoMAE "
-                    "dir, or a videomae dir) and write DST as a videomae dir (default) or a Hugging Face dir.")
-    parser.add_argument("src", type=Path, help="checkpoint file or directory to read")
+                    "dir, OpenGVLab VideoMAEv2 dir, videomae dir or training run, hf-hub:OWNER/REPO[/FILE][@REV], or "
+                    "a name from `videomae models`) and write DST as a videomae dir (default) or a Hugging Face dir "
+                    "(config.json with id2label, model.safetensors, preprocessor_config.json, README.md model card).")
+    parser.add_argument("src", help="checkpoint to read")
     parser.add_argument("dst", type=Path, help="directory to write")
     parser.add_argument("--format", choices=FORMATS, default="videomae", help="output format (default: videomae)")
     parser.add_argument("--model", default=None, help="model name; default: the architecture SRC describes")
@@ -36,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="do not select K400/600/700 rows of a 710-class head (re-initialize it instead)")
     parser.add_argument("--non-strict", dest="strict", action="store_false",
                         help="write what fits even if keys are missing, unexpected or mis-shaped")
-    parser.add_argument("--labels", type=Path, default=None, help="class names, one per line (HF id2label)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="class names, one per line (default: those of SRC, if it has them)")
     parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in DST")
     parser.set_defaults(func=run_convert)
 
@@ -46,26 +55,57 @@ def run_convert(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{args.dst} exists and is not a directory")
     if (args.dst / "config.json").exists() and not args.overwrite:
         raise CheckpointError(f"{args.dst} already holds a checkpoint; pass --overwrite to replace it")
-    labels = _read_labels(args.labels) if args.labels else None
     _print_reports()
+    location = locate(args.src)
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
     model, _ = load_pretrained_with_report(args.src, args.model, strict=args.strict,
                                            remap_kinetics=args.remap_kinetics, **overrides)
+    config = model.config
+    if args.labels:
+        labels = _read_labels(args.labels, config.num_classes)
+    else:
+        labels = _source_labels(location, config.num_classes)
+    found = read_preprocessing(location)
+    preprocessing = found[0] if found else None
     if args.format == "hf":
-        save_hf(model, args.dst, labels=labels)
+        save_hf(model, args.dst, labels=labels, preprocessing=preprocessing, training=_run_config(location))
     else:
         save_pretrained(model, args.dst)
-    config = model.config
+        if labels:
+            (args.dst / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
+        if preprocessing:
+            write_preprocessing(preprocessing, args.dst)
     print(f"wrote {args.dst} ({args.format} format): {config.kind}, embed_dim {config.embed_dim}, "
-          f"depth {config.depth}, num_classes {config.num_classes}")
+          f"depth {config.depth}, num_classes {config.num_classes}" + (", with class names" if labels else ""))
     return 0
 
 
-def _read_labels(path: Path) -> list[str]:
+def _source_labels(location: Location, num_classes: int) -> list[str] | None:
+    """The source's class names, if it has names for exactly the converted model's outputs."""
+    labels = read_labels(location)
+    if labels and len(labels) != num_classes:
+        print(f"note: the source's {len(labels)} class names do not fit {num_classes} outputs; left out "
+              f"(pass --labels)")
+        return None
+    return labels
+
+
+def _run_config(location: Location) -> dict | None:
+    """The resolved config of the training run the source belongs to, for the model card."""
+    if location.run_dir is None or not (location.run_dir / "config.json").is_file():
+        return None
+    config = read_json(location.run_dir / "config.json")
+    return config if is_run_config(config) else None
+
+
+def _read_labels(path: Path, num_classes: int) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except OSError as error:
         raise CheckpointError(f"cannot read labels {path}: {error}") from None
+    if len(labels) != num_classes:
+        raise CheckpointError(f"{path} has {len(labels)} class names but the model has {num_classes} outputs")
+    return labels
 
 
 def _print_reports() -> None:

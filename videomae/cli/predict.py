@@ -1,11 +1,11 @@
-"""`videomae predict VIDEO... --checkpoint CKPT`: class names and probabilities, averaged over test views."""
+"""`videomae predict VIDEO... --checkpoint CKPT`: class names and probabilities, averaged over test views
+(a thin layer over `videomae.Predictor`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from videomae.errors import ConfigError
 from videomae.product.cli_args import add_checkpoint_arguments, add_command, add_runtime_arguments
 
 EXAMPLE = """\
@@ -13,6 +13,8 @@ examples:
   videomae predict cooking.mp4 --checkpoint vit_b_k400_ft.pth --model vit_base_patch16_224 --labels k400
   videomae predict clips/ --checkpoint runs/my_finetune --top-k 3 --json > predictions.json
   videomae predict a.mp4 --checkpoint CKPT --clips 2 --crops 3 --labels classes.txt
+  videomae predict a.mp4 --checkpoint vit_b_k710_dl_from_giant --labels k710      # a name from `videomae models`
+  videomae predict a.mp4 --checkpoint hf-hub:MCG-NJU/videomae-base-finetuned-kinetics
 """
 
 
@@ -40,40 +42,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every video was classified, 1 when some could not be read (each is reported)."""
     from videomae.errors import DataError
-    from videomae.product.common import TrainedSettings, discover_inputs, load_model, pick_device, say
-    from videomae.product.predict import (Prediction, ViewConfig, format_json, format_table, resolve_labels, top_k,
-                                          video_probabilities)
+    from videomae.product.common import discover_inputs, say
+    from videomae.product.predict import Prediction, Predictor, check_counts, format_json, format_table
 
-    for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size", "short_side"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    check_counts({f"--{name.replace('_', '-')}": getattr(args, name)
+                  for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size", "short_side")})
     videos = discover_inputs(args.inputs)
-    device = pick_device(args.device)
-    model = load_model(args.checkpoint, args.model).to(device)
-    if model.config.kind != "classifier" or model.config.num_classes < 1:
-        raise ConfigError(f"{args.checkpoint} is not a classifier (kind {model.config.kind!r}, "
-                          f"{model.config.num_classes} classes); predict needs a fine-tuned checkpoint")
-    names = resolve_labels(args.labels, args.checkpoint, model.config.num_classes)
-    trained = TrainedSettings.of(args.checkpoint)
-    cfg = ViewConfig(num_clips=trained.pick("--clips", args.clips, "test_num_segment", 5),
-                     num_crops=trained.pick("--crops", args.crops, "test_num_crop", 3),
-                     num_frames=model.config.num_frames,
-                     sampling_rate=trained.pick("--sampling-rate", args.sampling_rate, "sampling_rate", 4),
-                     sparse=trained.pick("segment sampling", None, "sparse", False),
-                     short_side=trained.pick("--short-side", args.short_side, "short_side_size",
-                                             model.config.image_hw[0]),
-                     batch_size=args.batch_size, precision=args.precision)
+    predictor = Predictor(args.checkpoint, args.device, model=args.model, labels=args.labels, top_k=args.top_k,
+                          clips=args.clips, crops=args.crops, sampling_rate=args.sampling_rate,
+                          short_side=args.short_side, batch_size=args.batch_size, precision=args.precision,
+                          backend=args.backend)
     predictions = []
     for video in videos:
         try:
-            probabilities = video_probabilities(model, video, cfg, device, args.backend)
+            predictions.append(predictor.predict(video))
         except DataError as error:  # one unreadable video must not stop the others
             say(f"{video.path}: failed: {error}")
             predictions.append(Prediction(video.path, 0, [], error=str(error)))
-            continue
-        predictions.append(Prediction(video.path, cfg.num_clips * cfg.num_crops,
-                                      top_k(probabilities, names, min(args.top_k, len(names)))))
     print(format_json(predictions) if args.json else format_table(predictions), file=sys.stdout)
     failed = sum(p.error is not None for p in predictions)
     if failed:
