@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             predictions.append(predictor.predict(video))
         except DataError as error:  # one unreadable video must not stop the others
-            say(f"{video.path}: failed: {error}")
-            predictions.append(Prediction(video.path, 0, [], error=str(error)))
+            say(f"failed: {error}")  # the error names the video
+            predictions.append(Prediction(video.path, 0, [], error=getattr(error, "reason", str(error))))
     print(format_json(predictions) if args.json else format_table(predictions), file=sys.stdout)
     failed = sum(p.error is not None for p in predictions)
     if failed:
