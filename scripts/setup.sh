@@ -11,14 +11,13 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 
-# torch and torchvision first, pinned to the tested builds, so nothing later can pull another torch.
-pip install "torch==2.14.1" "torchvision==0.29.1"
+# constraints.txt pins the tested builds (torch 2.14.1 among them), so nothing can pull another torch.
 if [ "${1:-}" = "--dev" ]; then
-  pip install -e ".[test,hf,tensorboard,decord]" "torch==2.14.1" "torchvision==0.29.1"
+  pip install -c constraints.txt -e ".[test,hf,tensorboard,decord]"
   # Real sample videos for the decoder tests (.cache/sample_videos); the tests say how to retry if this fails.
   PYTHON=.venv/bin/python bash scripts/fetch_sample_videos.sh || echo "warning: sample videos not fetched; run bash scripts/fetch_sample_videos.sh"
 else
-  pip install -e . "torch==2.14.1" "torchvision==0.29.1"
+  pip install -c constraints.txt -e .
 fi
 .venv/bin/python -c "import torch, videomae; print(f'videomae {videomae.__version__} ready (torch {torch.__version__})')"
 # The CPU tensor cache (videomae/training/memory.py) compiles on first use; build it now, or say why not.

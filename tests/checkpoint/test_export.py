@@ -48,6 +48,7 @@ def decoded(path: str):
     return load_video(path, backend="pyav")[0]
 
 
+@pytest.mark.data_stack
 def test_pipeline_classifies_a_real_video_with_our_class_names(export, tmp_path):
     model, directory = export
     video = str(tmp_path / "clip.mp4")

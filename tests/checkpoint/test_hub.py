@@ -106,6 +106,7 @@ def test_missing_repository_file_or_revision(hub_env, fake_hub, tmp_path, ref, m
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.data_stack
 def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path):
     """HF_ENDPOINT and HF_HOME reach huggingface_hub through the environment alone; views as trained (5 x 3)."""
     from tests.product.fixtures import moving_frames

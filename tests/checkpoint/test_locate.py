@@ -13,6 +13,7 @@ from videomae.checkpoint import locate, read_labels, read_preprocessing
 from videomae.errors import CheckpointError
 
 QUIET = ["tensorboard=false", "log_every=1000"]
+pytestmark = pytest.mark.data_stack  # trains a tiny run
 
 
 @pytest.fixture(scope="module")

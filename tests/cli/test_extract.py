@@ -71,3 +71,22 @@ def test_bad_arguments_fail_cleanly(assets, tmp_path):
                  "--output", str(tmp_path)]) == 2
     assert main(["extract", str(assets.videos), "--checkpoint", str(assets.pretrain), "--output", str(tmp_path),
                  "--stride", "0"]) == 2
+
+
+def test_extract_windows_look_like_training(assets, tmp_path):
+    import shutil
+
+    from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
+
+    trained = tmp_path / "trained"
+    shutil.copytree(assets.pretrain, trained)
+    write_preprocessing(Preprocessing(num_frames=4, sampling_rate=3, input_size=32, short_side_size=40), trained)
+    result = run_cli("extract", str(assets.videos / "long.mp4"), "--checkpoint", str(trained), "--output",
+                     str(tmp_path / "features"), "--stride", "2")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / "features" / "long.json").read_text())
+    assert (sidecar["clip_len"], sidecar["frame_interval"], sidecar["short_side"]) == (4, 3, 40)
+    assert sidecar["window_starts"] == list(range(0, 20 - 10 + 1, 2))  # span (4 - 1) x 3 + 1 = 10 frames
+    override = run_cli("extract", str(assets.videos / "long.mp4"), "--checkpoint", str(trained), "--output",
+                       str(tmp_path / "other"), "--frame-interval", "1")
+    assert override.returncode == 0 and "--frame-interval 1 differs from the 3" in override.stderr

@@ -40,3 +40,21 @@ def test_visualize_rejects_classifier_and_bad_files(assets, tmp_path):
                  "--output", str(tmp_path / "z.jpg")]) == 2
     assert main(["visualize", str(assets.videos / "long.mp4"), "--checkpoint", str(assets.pretrain),
                  "--output", str(tmp_path / "z.png"), "--decoder-mask-ratio", "0.3"]) == 2
+
+
+def test_visualize_masks_as_the_model_was_pretrained(assets, tmp_path):
+    import shutil
+
+    from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
+
+    trained = tmp_path / "trained"
+    shutil.copytree(assets.pretrain, trained)
+    write_preprocessing(Preprocessing(num_frames=4, sampling_rate=2, input_size=32, short_side_size=32,
+                                      mask_ratio=0.75, decoder_mask_ratio=0.25), trained)
+    result = run_cli("visualize", str(assets.videos / "long.mp4"), "--checkpoint", str(trained),
+                     "--output", str(tmp_path / "recon.png"))
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr and "tube 0.75, decoder running_cell 0.25;" in result.stderr
+    other = run_cli("visualize", str(assets.videos / "long.mp4"), "--checkpoint", str(trained), "--output",
+                    str(tmp_path / "other.png"), "--mask-ratio", "0.5")
+    assert other.returncode == 0 and "--mask-ratio 0.5 differs from the 0.75 the model was trained with" in other.stderr

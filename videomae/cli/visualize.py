@@ -82,11 +82,13 @@ def run(args: argparse.Namespace) -> int:
         reader.close()
     video = val_clip(frames, size, size).unsqueeze(0)  # (1, 3, T, S, S)
     result = reconstruct(model, video, masks)
-    title = (f"{os.path.basename(args.video)}: {masks.encoder_type} {masks.encoder_ratio:g}, decoder "
-             f"{masks.decoder_type} {masks.decoder_ratio:g}, loss {result.loss:.3f}")
+    described = (f"{masks.encoder_type} {masks.encoder_ratio:g}, decoder {masks.decoder_type} "
+                 f"{masks.decoder_ratio:g}")
+    title = f"{os.path.basename(args.video)}: {described}, loss {result.loss:.3f}"
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     grid_image(result, args.scale, title).save(args.output)
-    print(f"wrote {args.output} (reconstruction loss {result.loss:.4f} on normalized pixels)", file=sys.stderr)
+    print(f"wrote {args.output} ({described}; reconstruction loss {result.loss:.4f} on normalized pixels)",
+          file=sys.stderr)
     if args.gif:
         save_gif(result, args.gif, args.scale)
         print(f"wrote {args.gif}", file=sys.stderr)

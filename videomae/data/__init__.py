@@ -11,18 +11,19 @@ Public API (see docs/data.md):
     write_synthetic_videos                      synthetic .mp4 set + manifest
 """
 
-from videomae.data.badfiles import BadFileReport, replacement_index
-from videomae.data.build import build_dataset
-from videomae.data.config import DataConfig, SourceConfig, SyntheticConfig
-from videomae.data.decoders import DecodeError, FrameFolderReader, VideoReader, installed_backends, open_video
-from videomae.data.loader import ShardedSampler, build_loader, collate_views
-from videomae.data.manifests import Manifest, Sample, read_manifest
-from videomae.data.synthetic import synthetic_frames, write_synthetic_videos
-from videomae.data.transforms import IMAGENET_MEAN, IMAGENET_STD, MixupCutmix
+from videomae.lazy import lazy_exports
 
-__all__ = [
-    "BadFileReport", "DataConfig", "DecodeError", "FrameFolderReader", "IMAGENET_MEAN", "IMAGENET_STD", "Manifest",
-    "MixupCutmix", "Sample", "ShardedSampler", "SourceConfig", "SyntheticConfig", "VideoReader", "build_dataset",
-    "build_loader", "collate_views", "installed_backends", "open_video", "read_manifest", "replacement_index",
-    "synthetic_frames", "write_synthetic_videos",
-]
+# Names exported here, imported on first use: the transforms pull in torchvision, which decoding, manifests and
+# the synthetic writer do not need (`import videomae.data.decoders` stays light).
+_EXPORTS = {
+    "BadFileReport": "badfiles", "replacement_index": "badfiles", "build_dataset": "build",
+    "DataConfig": "config", "SourceConfig": "config", "SyntheticConfig": "config",
+    "DecodeError": "decoders", "FrameFolderReader": "decoders", "VideoReader": "decoders",
+    "installed_backends": "decoders", "open_video": "decoders",
+    "ShardedSampler": "loader", "build_loader": "loader", "collate_views": "loader",
+    "Manifest": "manifests", "Sample": "manifests", "read_manifest": "manifests",
+    "synthetic_frames": "synthetic", "write_synthetic_videos": "synthetic",
+    "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms", "MixupCutmix": "transforms",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -6,7 +6,7 @@
 See docs/training.md for recipes, overrides, scaling and resume.
 """
 
-import importlib
+from videomae.lazy import lazy_exports
 
 # Names exported here, imported on first use: the engine pulls in data loading (torchvision, PIL, PyAV,
 # about 170 MB of resident memory), which the objective and the memory policy do not need.
@@ -19,13 +19,4 @@ _EXPORTS = {
     "OutputDirError": "files", "Interrupted": "stopping",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'videomae.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"videomae.training.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
