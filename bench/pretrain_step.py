@@ -43,7 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
                    help="autocast dtype (default: fp32 on CPU, bf16 on GPU)")
-    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    p.add_argument("--ac", choices=["none", "selective", "full"], default="none",
+                   help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
+                        "has only full checkpointing (with_cp), which it gets for full")
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
@@ -74,14 +76,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_ours(args, fused_attn: bool = True):
+    """Our model as the engine sets it up (activation checkpointing, then compile), and its loss."""
     from videomae import create_model
+    from videomae.training.distributed import Dist
     from videomae.training.objective import pretraining_loss
+    from videomae.training.parallelize import parallelize
 
-    from videomae.training.parallelize import apply_compile
-
-    model = create_model(args.model, use_checkpoint=args.checkpointing, fused_attn=fused_attn).to(args.device)
-    if args.compile:
-        apply_compile(model)
+    model = create_model(args.model, fused_attn=fused_attn)
+    model = parallelize(model, Dist(0, 1, 0, torch.device(args.device)), parallel="ddp",
+                        activation_checkpointing=args.ac, compile=args.compile)
     cfg = model.config
 
     def step(video, encoder_mask, decoder_mask):
@@ -122,7 +125,7 @@ def build_official(args):
     from videomae.models.config import get_config
 
     cfg = get_config(args.model)
-    model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.checkpointing)
+    model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.ac == "full")
     model = model.to(args.device)
     if args.official_compile != "off":  # run_mae_pretraining.py compiles whenever torch > 1.13.1
         model = torch.compile(model)
@@ -201,7 +204,7 @@ def model_flops_per_step(args) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "checkpointing": False})
+    plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "ac": "none"})
     _, step, cfg = build_ours(plain, fused_attn=False)  # checkpointing would count its recompute
     video = torch.randn(1, 3, cfg.num_frames, *cfg.image_hw)
     with FlopCounterMode(display=False) as counter:

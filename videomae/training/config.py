@@ -24,6 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
 from videomae.data import DataConfig
 from videomae.errors import ConfigError
 from videomae.training.memory import CPU_ALLOCATORS
+from videomae.training.parallelize import ACTIVATION_CHECKPOINTING, ActivationCheckpointing
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
 LR_RULES = ("official", "views", "none")
@@ -130,7 +131,9 @@ class TrainConfig:
         keep_last: step checkpoints kept (the best one is kept apart).
         precision: "auto" (fp32 on CPU, bf16 on GPU), "fp32", "bf16" or "fp16" (with loss scaling).
         parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run.
-        activation_checkpointing: recompute block activations in backward.
+        activation_checkpointing: recompute activations in backward, per transformer block: "selective" keeps
+            the outputs of matrix products and attention and recomputes LayerNorm, GELU and the other cheap ops;
+            "full" keeps only each block's input; "none". See docs/training.md.
         compile: `torch.compile` every block.
         ema_decay: model EMA decay; 0 = no EMA.
         normalize_target: per-patch normalized pixel targets (pretraining).
@@ -167,7 +170,7 @@ class TrainConfig:
     keep_last: int = 2
     precision: str = "auto"
     parallel: str = "ddp"
-    activation_checkpointing: bool = False
+    activation_checkpointing: ActivationCheckpointing = "none"
     compile: bool = False
     ema_decay: float = 0.0
     normalize_target: bool = True
@@ -183,7 +186,9 @@ class TrainConfig:
         """Raise `ConfigError` for settings that cannot work; returns self."""
         for name, value, allowed in (("stage", self.stage, STAGES), ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
                                      ("precision", self.precision, PRECISIONS), ("parallel", self.parallel, PARALLEL),
-                                     ("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)):
+                                     ("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS),
+                                     ("activation_checkpointing", self.activation_checkpointing,
+                                      ACTIVATION_CHECKPOINTING)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
         for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite", "log_every"):
@@ -235,6 +240,10 @@ def _coerce(value, tp, key: str):
             raise ConfigError(f"{key} must be a table of settings, got {value!r}")
         return from_dict(tp, value, key + ".")
     origin = typing.get_origin(tp) or tp
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key} must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
     if origin is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")

@@ -9,17 +9,66 @@ None of these changes parameter names, so checkpoints stay interchangeable acros
 from __future__ import annotations
 
 import contextlib
+import typing
+from functools import partial
 
+import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+    noop_context_fn,
+)
 
+from videomae.errors import ConfigError
 from videomae.models.vit import Block
 from videomae.training.distributed import Dist
+
+ActivationCheckpointing = typing.Literal["none", "selective", "full"]
+ACTIVATION_CHECKPOINTING = typing.get_args(ActivationCheckpointing)
+# Selective AC keeps the outputs of these ops, the expensive part of a block: the matrix products and
+# attention. Everything else (LayerNorm, GELU, bias and residual adds, casts, dropout) is recomputed in backward.
+SAVED_OPS = frozenset({
+    "aten.mm", "aten.addmm", "aten.bmm", "aten._scaled_dot_product_flash_attention_for_cpu",
+    "aten._scaled_dot_product_flash_attention", "aten._scaled_dot_product_efficient_attention",
+    "aten._scaled_dot_product_cudnn_attention",
+})
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     """Every transformer block of a classifier or of a pretraining encoder + decoder."""
     return [m for m in model.modules() if isinstance(m, Block)]
+
+
+def _save_matmuls_and_attention(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    if str(op.overloadpacket) in SAVED_OPS:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def _checkpointed_call(forward, context_fn, *args, **kwargs):
+    if not torch.is_grad_enabled():  # evaluation: nothing is saved, so nothing to recompute
+        return forward(*args, **kwargs)
+    return checkpoint(forward, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
+
+
+def apply_activation_checkpointing(model: nn.Module, mode: ActivationCheckpointing) -> None:
+    """Recompute activations in backward, one checkpointed region per transformer block, in place.
+
+    "full" keeps only each block's input; "selective" also keeps the outputs of its matrix products and
+    attention and recomputes only the cheap ops; "none" leaves the model as it is. The blocks' forward is
+    wrapped, not the blocks, so parameter names do not change.
+    """
+    if mode not in ACTIVATION_CHECKPOINTING:
+        raise ConfigError(f"activation_checkpointing must be one of {list(ACTIVATION_CHECKPOINTING)}, got {mode!r}")
+    if mode == "none":
+        return
+    context_fn = (partial(create_selective_checkpoint_contexts, _save_matmuls_and_attention)
+                  if mode == "selective" else noop_context_fn)
+    for block in transformer_blocks(model):
+        block.forward = partial(_checkpointed_call, block.forward, context_fn)  # a partial: deepcopy rebinds it
 
 
 def apply_compile(model: nn.Module) -> None:
@@ -37,15 +86,14 @@ def apply_fsdp(model: nn.Module) -> nn.Module:
     return model
 
 
-def parallelize(model: nn.Module, d: Dist, *, parallel: str, activation_checkpointing: bool,
+def parallelize(model: nn.Module, d: Dist, *, parallel: str, activation_checkpointing: ActivationCheckpointing,
                 compile: bool) -> nn.Module:
     """The model ready to train on `d.device` across `d.world_size` processes.
 
     Returns the module to call; for DDP that is the wrapper (use `unwrap` for the plain model).
     """
     model.to(d.device)
-    if activation_checkpointing:
-        model.set_grad_checkpointing(True)
+    apply_activation_checkpointing(model, activation_checkpointing)
     if compile:
         apply_compile(model)
     if not d.enabled:
