@@ -23,7 +23,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 from videomae.data import DataConfig
 from videomae.errors import ConfigError
-from videomae.training.memory import CPU_ALLOCATORS
 from videomae.training.parallelize import ACTIVATION_CHECKPOINTING, ActivationCheckpointing
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
@@ -142,15 +141,6 @@ class TrainConfig:
         max_nonfinite: this many non-finite losses in a row stop the run.
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
-        cpu_allocator: "auto" (default: "cache" for CPU training when it builds, else "glibc"), "cache"
-            (large CPU tensors from a caching allocator compiled on first use with g++: freed activations are
-            reused, and the cache never maps more than the most memory ever in use) or "glibc" (no native code;
-            see mmap_threshold_mb). ViT-B pretraining step, 2-core CPU: the cache is ~9% faster than glibc at
-            the same peak memory. See docs/training.md, "CPU memory".
-        mmap_threshold_mb: with the glibc allocator, CPU allocations at least this large (MiB) are returned to
-            the OS when freed, so peak RSS stays nearer live memory (ViT-B pretraining step, steady state:
-            2.70 -> 2.51 GB at 2). None = auto: 2 when PyTorch puts tensors on transparent huge pages
-            (`import videomae` before torch does), at +8% step time; else 0, the C library's default.
     """
 
     stage: str = "finetune"
@@ -179,14 +169,11 @@ class TrainConfig:
     max_nonfinite: int = 5
     log_every: int = 20
     tensorboard: bool = True
-    cpu_allocator: str = "auto"
-    mmap_threshold_mb: int | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` for settings that cannot work; returns self."""
         for name, value, allowed in (("stage", self.stage, STAGES), ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
                                      ("precision", self.precision, PRECISIONS), ("parallel", self.parallel, PARALLEL),
-                                     ("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS),
                                      ("activation_checkpointing", self.activation_checkpointing,
                                       ACTIVATION_CHECKPOINTING)):
             if value not in allowed:
