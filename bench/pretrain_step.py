@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "has only full checkpointing (with_cp), which it gets for full")
     p.add_argument("--allocator", choices=["glibc", *PRELOADED], default="glibc",
                    help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD")
+    p.add_argument("--count-saved", action="store_true",
+                   help="also count the tensors one step keeps for backward (one more step, eager only)")
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
@@ -221,11 +223,12 @@ def prepare(args, impl: str):
     video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)
     generator = torch.Generator(device=args.device).manual_seed(0)  # the same masks for both implementations
 
-    def timed_step():
+    def timed_step(before_backward=lambda: None):
         start = _synchronized_time(args.device)
         encoder_mask, decoder_mask = make_masks(args, cfg, args.batch, generator)
         with autocast:
             loss = step(video, encoder_mask, decoder_mask)
+        before_backward()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -233,6 +236,41 @@ def prepare(args, impl: str):
         return _synchronized_time(args.device) - start, loss
 
     return timed_step
+
+
+def saved_for_backward_mb(timed_step) -> float:
+    """MB of the tensors one step's forward and loss create that are still alive when backward starts: what
+    autograd keeps for backward (with activation checkpointing: what the checkpoints keep), and the loss.
+
+    Counted over the storages ops allocate, so the figure does not depend on the allocator.
+    """
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class NewStorages(TorchDispatchMode):
+        """Records every storage an op allocates (views and in-place results share an input's storage)."""
+
+        def __init__(self):
+            super().__init__()
+            self.storages = {}  # storage id -> (weak reference, bytes)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+            inputs = {t.untyped_storage().data_ptr() for t in leaves if isinstance(t, torch.Tensor)}
+            for t in torch.utils._pytree.tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                    storage = t.untyped_storage()
+                    self.storages[storage._cdata] = (StorageWeakRef(storage), storage.nbytes())
+            return out
+
+        def alive_bytes(self) -> int:
+            return sum(size for ref, size in self.storages.values() if not ref.expired())
+
+    counted = []
+    with NewStorages() as counter:
+        timed_step(before_backward=lambda: counted.append(counter.alive_bytes()))
+    return counted[0] / 2**20
 
 
 def _dtype(args) -> str:
@@ -281,6 +319,8 @@ def run_one(args) -> dict:
               # the cost of memory the OS hands out afresh: page faults and kernel CPU time per timed step
               "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
               "kernel_s_per_step": (after.ru_stime - before.ru_stime) / args.steps}
+    if args.count_saved:  # after the peak memory is read: the counted step holds extra references
+        record["saved_for_backward_mb"] = saved_for_backward_mb(timed_step)
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
         tflop = model_flops_per_step(args) / 1e12
         achieved = tflop / record["step_s_median"]

@@ -39,7 +39,7 @@ def vit_s_step_flops(visible=160, decoded=944, predicted=784, dim=384, depth=12,
 
 def test_one_json_record_with_step_time_memory_and_model_flops():
     args = ["--model", "pretrain_videomae_small_patch16_224", "--batch", "1", "--steps", "2", "--warmup", "0",
-            "--threads", "1", "--peak-tflops", "0.5"]
+            "--threads", "1", "--peak-tflops", "0.5", "--count-saved"]
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
@@ -49,6 +49,7 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert math.isfinite(record["loss_last"])
     assert record["page_faults_per_step"] >= 0 and record["kernel_s_per_step"] >= 0
     assert record["allocator"] == "glibc" and record["ac"] == "none"
+    assert 10 < record["saved_for_backward_mb"] < record["peak_rss_mb"]
     assert record["model_tflop_per_step"] == vit_s_step_flops() / 1e12  # the last decoder block: predicted rows
     assert math.isclose(record["achieved_tflops"], record["model_tflop_per_step"] / record["step_s_median"])
     assert math.isclose(record["mfu"], record["achieved_tflops"] / 0.5)
