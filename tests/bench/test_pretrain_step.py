@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_step.py"
 
@@ -76,3 +77,25 @@ def test_the_allocator_is_preloaded_into_the_child_process():
             "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.is_loaded('jemalloc'))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_the_saved_bytes_are_what_each_checkpointing_mode_keeps(mode):
+    """One block, B=2, N=10, D=32, 4 heads, fp32. Full: only the block's output. Selective: also the outputs
+    of qkv (3D), attention (D, and a log-sum-exp per head and row), proj (D) and fc1 (4D); not fc2's."""
+    from videomae import create_model
+    from videomae.training.parallelize import apply_activation_checkpointing
+
+    model = create_model("vit_small_patch16_224", img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=1,
+                         num_heads=4, num_classes=0)
+    apply_activation_checkpointing(model, mode)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+
+    def step(before_backward):
+        out = model.blocks[0](x)
+        before_backward()
+        out.sum().backward()
+
+    row = 2 * 10 * 32 * 4  # bytes of one (B, N, D) activation
+    expected = row if mode == "full" else (3 + 1 + 1 + 4 + 1) * row + 2 * 4 * 10 * 4
+    assert _bench_module().saved_for_backward_mb(step) * 2**20 == expected

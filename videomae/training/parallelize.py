@@ -28,13 +28,14 @@ from videomae.training.distributed import Dist
 
 ActivationCheckpointing = typing.Literal["none", "selective", "full"]
 ACTIVATION_CHECKPOINTING = typing.get_args(ActivationCheckpointing)
-# Selective AC keeps the outputs of these ops, the expensive part of a block: the matrix products and
-# attention. Everything else (LayerNorm, GELU, bias and residual adds, casts, dropout) is recomputed in backward.
-SAVED_OPS = frozenset({
-    "aten.mm", "aten.addmm", "aten.bmm", "aten._scaled_dot_product_flash_attention_for_cpu",
-    "aten._scaled_dot_product_flash_attention", "aten._scaled_dot_product_efficient_attention",
-    "aten._scaled_dot_product_cudnn_attention",
+# Selective AC keeps the outputs of the expensive ops, matrix products and attention, and recomputes everything
+# else (LayerNorm, GELU, bias and residual adds, casts, dropout) in backward.
+MATMUL_OPS = frozenset({"aten.mm", "aten.addmm"})
+ATTENTION_OPS = frozenset({
+    "aten.bmm", "aten._scaled_dot_product_flash_attention_for_cpu", "aten._scaled_dot_product_flash_attention",
+    "aten._scaled_dot_product_efficient_attention", "aten._scaled_dot_product_cudnn_attention",
 })
+MATMULS_PER_BLOCK = 4  # qkv, proj, fc1, fc2, in this order
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
@@ -42,10 +43,23 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, Block)]
 
 
-def _save_matmuls_and_attention(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    if str(op.overloadpacket) in SAVED_OPS:
-        return CheckpointPolicy.MUST_SAVE
-    return CheckpointPolicy.PREFER_RECOMPUTE
+def _selective_contexts():
+    """A block's forward and recompute contexts for selective AC (one pair per call: the policy counts).
+
+    fc2's output is not kept: backward needs only fc2's input, and recomputation stops once it has every
+    tensor backward needs, which is before fc2 runs again (non-reentrant checkpoint's early stop).
+    """
+    matmuls = {False: 0, True: 0}  # seen in the forward, in the recomputation
+
+    def policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+        name = str(op.overloadpacket)
+        keep = name in ATTENTION_OPS
+        if name in MATMUL_OPS:
+            matmuls[ctx.is_recompute] += 1
+            keep = matmuls[ctx.is_recompute] % MATMULS_PER_BLOCK != 0  # all but fc2
+        return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return create_selective_checkpoint_contexts(policy)
 
 
 def _checkpointed_call(forward, context_fn, *args, **kwargs):
@@ -65,8 +79,7 @@ def apply_activation_checkpointing(model: nn.Module, mode: ActivationCheckpointi
         raise ConfigError(f"activation_checkpointing must be one of {list(ACTIVATION_CHECKPOINTING)}, got {mode!r}")
     if mode == "none":
         return
-    context_fn = (partial(create_selective_checkpoint_contexts, _save_matmuls_and_attention)
-                  if mode == "selective" else noop_context_fn)
+    context_fn = _selective_contexts if mode == "selective" else noop_context_fn
     for block in transformer_blocks(model):
         block.forward = partial(_checkpointed_call, block.forward, context_fn)  # a partial: deepcopy rebinds it
 
