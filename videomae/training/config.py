@@ -130,9 +130,9 @@ class TrainConfig:
         keep_last: step checkpoints kept (the best one is kept apart).
         precision: "auto" (fp32 on CPU, bf16 on GPU), "fp32", "bf16" or "fp16" (with loss scaling).
         parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run.
-        activation_checkpointing: recompute activations in backward, per transformer block: "selective" keeps
-            the outputs of matrix products and attention and recomputes LayerNorm, GELU and the other cheap ops;
-            "full" keeps only each block's input; "none". See docs/training.md.
+        activation_checkpointing: recompute activations in backward, per transformer block: "selective"
+            (default) keeps the outputs of matrix products and attention and recomputes LayerNorm, GELU and the
+            other cheap ops; "full" keeps only each block's input; "none". See docs/training.md.
         compile: `torch.compile` every block.
         ema_decay: model EMA decay; 0 = no EMA.
         normalize_target: per-patch normalized pixel targets (pretraining).
@@ -160,7 +160,7 @@ class TrainConfig:
     keep_last: int = 2
     precision: str = "auto"
     parallel: str = "ddp"
-    activation_checkpointing: ActivationCheckpointing = "none"
+    activation_checkpointing: ActivationCheckpointing = "selective"
     compile: bool = False
     ema_decay: float = 0.0
     normalize_target: bool = True
