@@ -3,7 +3,7 @@
 Each clip goes through the full pretraining path (official frame indices, multi-scale crop to 224,
 normalisation, tube + running-cell masks). Prints one JSON line per (backend, workers).
 
-    .venv/bin/python bench/data_loader.py [--clips 8] [--batches 6] [--workers 0 2] [--cpu-allocator {cache,glibc}] [--mmap-threshold-mb N]
+    .venv/bin/python bench/data_loader.py [--clips 8] [--batches 6] [--workers 0 2]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 
 from videomae.data import DataConfig, build_dataset, build_loader, installed_backends
 from videomae.data.synthetic import encode_video
-from videomae.training.memory import apply_memory_policy
 
 
 def write_clips(folder: str, count: int, seconds: int = 10, fps: int = 30, size: tuple[int, int] = (320, 568)) -> str:
@@ -65,13 +64,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--backends", nargs="+", default=installed_backends())
-    parser.add_argument("--cpu-allocator", choices=["auto", "cache", "glibc"], default=None,
-                        help="apply the training engine's memory policy first (workers inherit it); "
-                             "default: glibc's allocator as is")
-    parser.add_argument("--mmap-threshold-mb", type=int, default=None, help="with --cpu-allocator glibc")
     args = parser.parse_args()
-    if args.cpu_allocator is not None:
-        apply_memory_policy(args.cpu_allocator, args.mmap_threshold_mb)
     with tempfile.TemporaryDirectory() as folder:
         listing = write_clips(folder, args.clips)
         for backend in args.backends:

@@ -4,16 +4,19 @@
         --decoder-mask-ratio 0.5 --steps 16 --threads 2
     # side by side with the official model code (a checkout of OpenGVLab/VideoMAEv2, never vendored here):
     python bench/pretrain_step.py ... --official-src /path/to/VideoMAEv2
+    # both under jemalloc (or tcmalloc), preloaded into each process; activation checkpointing as the engine's:
+    python bench/pretrain_step.py ... --allocator jemalloc --ac selective
 
 The clip is the model's default (16 frames at 224x224), encoder mask tube 90%, decoder mask running cell
 at --decoder-mask-ratio (0 = VideoMAE v1: decode every hidden token). Each implementation runs in its own
-process, so peak RSS is its own. The last line of the output is one JSON object with at least
-`step_s_median` and `peak_rss_mb` (and the ratios when the official code ran too).
+process, so peak RSS is its own, and both get the same --allocator. The last line of the output is one JSON
+object with at least `step_s_median` and `peak_rss_mb` (and the ratios when the official code ran too).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
 import os
 import resource
@@ -24,10 +27,12 @@ import time
 import types
 from pathlib import Path
 
-import videomae  # noqa: F401, I001  (first: it sets PyTorch's allocator policy before torch loads, as the CLI)
 import torch
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+
+# C allocators other than glibc's, preloaded into both implementations' processes: library, apt package.
+PRELOADED = {"jemalloc": ("jemalloc", "libjemalloc2"), "tcmalloc": ("tcmalloc_minimal", "libtcmalloc-minimal4")}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
                    help="autocast dtype (default: fp32 on CPU, bf16 on GPU)")
-    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    p.add_argument("--ac", choices=["none", "selective", "full"], default="none",
+                   help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
+                        "has only full checkpointing (with_cp), which it gets for full")
+    p.add_argument("--allocator", choices=["glibc", *PRELOADED], default="glibc",
+                   help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD")
+    p.add_argument("--count-saved", action="store_true",
+                   help="also count the tensors one step keeps for backward (one more step, eager only)")
     p.add_argument("--official-src", type=Path, default=None,
                    help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
@@ -53,14 +64,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
-    p.add_argument("--cpu-allocator", choices=["auto", "cache", "glibc"], default="auto",
-                   help="our engine's CPU memory policy (TrainConfig.cpu_allocator); default auto, as the engine")
-    p.add_argument("--mmap-threshold-mb", type=int, default=None,
-                   help="with the glibc policy: TrainConfig.mmap_threshold_mb; default auto, as the engine; "
-                        "0 = glibc default")
-    p.add_argument("--official-allocator", choices=["own", "ours"], default="own",
-                   help="own: the official run keeps the default allocator (it sets nothing); ours: give it "
-                        "our policy too (--cpu-allocator), to compare the code alone")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
@@ -74,14 +77,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_ours(args, fused_attn: bool = True):
+    """Our model as the engine sets it up (activation checkpointing, then compile), and its loss."""
     from videomae import create_model
+    from videomae.training.distributed import Dist
     from videomae.training.objective import pretraining_loss
+    from videomae.training.parallelize import parallelize
 
-    from videomae.training.parallelize import apply_compile
-
-    model = create_model(args.model, use_checkpoint=args.checkpointing, fused_attn=fused_attn).to(args.device)
-    if args.compile:
-        apply_compile(model)
+    model = create_model(args.model, fused_attn=fused_attn)
+    model = parallelize(model, Dist(0, 1, 0, torch.device(args.device)), parallel="ddp",
+                        activation_checkpointing=args.ac, compile=args.compile)
     cfg = model.config
 
     def step(video, encoder_mask, decoder_mask):
@@ -122,7 +126,7 @@ def build_official(args):
     from videomae.models.config import get_config
 
     cfg = get_config(args.model)
-    model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.checkpointing)
+    model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.ac == "full")
     model = model.to(args.device)
     if args.official_compile != "off":  # run_mae_pretraining.py compiles whenever torch > 1.13.1
         model = torch.compile(model)
@@ -201,7 +205,7 @@ def model_flops_per_step(args) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "checkpointing": False})
+    plain = argparse.Namespace(**{**vars(args), "device": "cpu", "compile": False, "ac": "none"})
     _, step, cfg = build_ours(plain, fused_attn=False)  # checkpointing would count its recompute
     video = torch.randn(1, 3, cfg.num_frames, *cfg.image_hw)
     with FlopCounterMode(display=False) as counter:
@@ -219,11 +223,12 @@ def prepare(args, impl: str):
     video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)
     generator = torch.Generator(device=args.device).manual_seed(0)  # the same masks for both implementations
 
-    def timed_step():
+    def timed_step(before_backward=lambda: None):
         start = _synchronized_time(args.device)
         encoder_mask, decoder_mask = make_masks(args, cfg, args.batch, generator)
         with autocast:
             loss = step(video, encoder_mask, decoder_mask)
+        before_backward()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -233,17 +238,68 @@ def prepare(args, impl: str):
     return timed_step
 
 
+def saved_for_backward_mb(timed_step) -> float:
+    """MB of the tensors one step's forward and loss create that are still alive when backward starts: what
+    autograd keeps for backward (with activation checkpointing: what the checkpoints keep), and the loss.
+
+    Counted over the storages ops allocate, so the figure does not depend on the allocator.
+    """
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class NewStorages(TorchDispatchMode):
+        """Records every storage an op allocates (views and in-place results share an input's storage)."""
+
+        def __init__(self):
+            super().__init__()
+            self.storages = {}  # storage id -> (weak reference, bytes)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+            inputs = {t.untyped_storage().data_ptr() for t in leaves if isinstance(t, torch.Tensor)}
+            for t in torch.utils._pytree.tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                    storage = t.untyped_storage()
+                    self.storages[storage._cdata] = (StorageWeakRef(storage), storage.nbytes())
+            return out
+
+        def alive_bytes(self) -> int:
+            return sum(size for ref, size in self.storages.values() if not ref.expired())
+
+    counted = []
+    with NewStorages() as counter:
+        timed_step(before_backward=lambda: counted.append(counter.alive_bytes()))
+    return counted[0] / 2**20
+
+
 def _dtype(args) -> str:
     return args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
 
 
+def preload_env(allocator: str) -> dict:
+    """The environment for a child process that runs under `allocator` (LD_PRELOAD of its library)."""
+    env = dict(os.environ)
+    if allocator == "glibc":
+        return env
+    library, package = PRELOADED[allocator]
+    soname = ctypes.util.find_library(library)  # e.g. libjemalloc.so.2, from the ldconfig cache
+    if soname is None:
+        raise SystemExit(f"{allocator} is not installed: apt-get install {package}")
+    env["LD_PRELOAD"] = " ".join(filter(None, [soname, env.get("LD_PRELOAD")]))
+    return env
+
+
+def is_loaded(allocator: str) -> bool:
+    """Whether this process has the allocator's library mapped (Linux)."""
+    with open("/proc/self/maps") as maps:
+        return f"lib{PRELOADED[allocator][0]}.so" in maps.read()
+
+
 def run_one(args) -> dict:
     """Time one implementation alone in this process (its peak memory is its own)."""
-    from videomae.training.memory import apply_memory_policy, cpu_cache_stats, resolve_threshold, thp_tensors
-
-    own = args.impl == "official" and args.official_allocator == "own"  # the official code sets nothing
-    allocator = "glibc" if own else apply_memory_policy(args.cpu_allocator, args.mmap_threshold_mb)
-    threshold = 0 if own else resolve_threshold(args.mmap_threshold_mb)
+    if args.allocator != "glibc" and not is_loaded(args.allocator):
+        raise SystemExit(f"the {args.impl} run does not have {args.allocator} loaded: LD_PRELOAD did not take")
     torch.set_num_threads(args.threads)
     timed_step = prepare(args, args.impl)
     for _ in range(args.warmup):
@@ -257,16 +313,14 @@ def run_one(args) -> dict:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     record = {"impl": args.impl, "model": args.model, "batch": args.batch,
               "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-              "dtype": _dtype(args), "cpu_allocator": allocator,
-              "mmap_threshold_mb": threshold if allocator == "glibc" else None, "thp_tensors": thp_tensors(),
+              "dtype": _dtype(args), "allocator": args.allocator, "ac": args.ac,
               "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
               "loss_last": losses[-1], **peak_memory_mb(args.device),
               # the cost of memory the OS hands out afresh: page faults and kernel CPU time per timed step
               "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
               "kernel_s_per_step": (after.ru_stime - before.ru_stime) / args.steps}
-    cache = cpu_cache_stats()
-    if cache:
-        record["cache_high_water_mb"] = cache["high_water_bytes"] / 2**20
+    if args.count_saved:  # after the peak memory is read: the counted step holds extra references
+        record["saved_for_backward_mb"] = saved_for_backward_mb(timed_step)
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
         tflop = model_flops_per_step(args) / 1e12
         achieved = tflop / record["step_s_median"]
@@ -276,10 +330,7 @@ def run_one(args) -> dict:
 
 def run_in_subprocess(impl: str, argv: list[str]) -> dict:
     cmd = [sys.executable, __file__, *argv, "--impl", impl]
-    env = dict(os.environ)
-    if impl == "official" and parse_args(argv).official_allocator == "own":
-        env["THP_MEM_ALLOC_ENABLE"] = "0"  # what a run of the official code gets: it sets nothing
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=preload_env(parse_args(argv).allocator))
     sys.stderr.write(done.stderr)
     if done.returncode:
         raise SystemExit(f"{impl} run failed ({done.returncode})")
@@ -313,8 +364,8 @@ def main(argv=None) -> None:
     round_speedups = [o["step_s_median"] / u["step_s_median"] for o, u in zip(runs["official"], runs["ours"])]
     print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
                       "official_peak_rss_mb": official["peak_rss_mb"],
-                      # the official step maps and faults in its large tensors afresh each step (glibc's defaults):
-                      # its page faults and kernel time per round show how much of its time that costs
+                      # page faults and kernel time per round: how much of the official step goes to memory the OS
+                      # hands out afresh
                       "rounds": [{"official_s": o["step_s_median"], "ours_s": u["step_s_median"],
                                   "official_page_faults_per_step": o["page_faults_per_step"],
                                   "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3)}

@@ -20,12 +20,3 @@ else
   pip install -c constraints.txt -e .
 fi
 .venv/bin/python -c "import torch, videomae; print(f'videomae {videomae.__version__} ready (torch {torch.__version__})')"
-# The CPU tensor cache (videomae/training/memory.py) compiles on first use; build it now, or say why not.
-.venv/bin/python - <<'PY'
-from videomae.training.memory import build_cpu_cache
-try:
-    build_cpu_cache()
-    print("CPU tensor cache built")
-except RuntimeError as err:  # not fatal: CPU training then uses glibc's allocator
-    print(f"CPU tensor cache unavailable ({err}): CPU training uses glibc's allocator")
-PY

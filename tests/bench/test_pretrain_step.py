@@ -6,11 +6,16 @@ Only our side: the official model code is not vendored, so `--official-src` cann
 
 from __future__ import annotations
 
+import ctypes.util
+import importlib.util
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_step.py"
 
@@ -35,7 +40,7 @@ def vit_s_step_flops(visible=160, decoded=944, predicted=784, dim=384, depth=12,
 
 def test_one_json_record_with_step_time_memory_and_model_flops():
     args = ["--model", "pretrain_videomae_small_patch16_224", "--batch", "1", "--steps", "2", "--warmup", "0",
-            "--threads", "1", "--peak-tflops", "0.5"]
+            "--threads", "1", "--peak-tflops", "0.5", "--count-saved"]
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
@@ -44,10 +49,53 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert record["peak_rss_mb"] > 100  # a ViT-S with AdamW state cannot fit in less
     assert math.isfinite(record["loss_last"])
     assert record["page_faults_per_step"] >= 0 and record["kernel_s_per_step"] >= 0
-    if record["cpu_allocator"] == "cache":  # the engine's auto policy, where the cache builds
-        assert record["mmap_threshold_mb"] is None and record["cache_high_water_mb"] > 10
-    else:
-        assert record["mmap_threshold_mb"] == (2 if record["thp_tensors"] else 0)
+    assert record["allocator"] == "glibc" and record["ac"] == "none"
+    assert 10 < record["saved_for_backward_mb"] < record["peak_rss_mb"]
     assert record["model_tflop_per_step"] == vit_s_step_flops() / 1e12  # the last decoder block: predicted rows
     assert math.isclose(record["achieved_tflops"], record["model_tflop_per_step"] / record["step_s_median"])
     assert math.isclose(record["mfu"], record["achieved_tflops"] / 0.5)
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("pretrain_step", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_missing_allocator_stops_with_the_package_to_install(monkeypatch):
+    bench = _bench_module()
+    monkeypatch.setattr(bench.ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(SystemExit, match="^tcmalloc is not installed: apt-get install libtcmalloc-minimal4$"):
+        bench.preload_env("tcmalloc")
+
+
+@pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="apt-get install libjemalloc2")
+def test_the_allocator_is_preloaded_into_the_child_process():
+    env = _bench_module().preload_env("jemalloc")
+    code = (f"import importlib.util as u; s = u.spec_from_file_location('b', {str(SCRIPT)!r}); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.is_loaded('jemalloc'))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_the_saved_bytes_are_what_each_checkpointing_mode_keeps(mode):
+    """One block, B=2, N=10, D=32, 4 heads, fp32. Full: only the block's output. Selective: also the outputs
+    of qkv (3D), attention (D, and a log-sum-exp per head and row), proj (D) and fc1 (4D); not fc2's."""
+    from videomae import create_model
+    from videomae.training.parallelize import apply_activation_checkpointing
+
+    model = create_model("vit_small_patch16_224", img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=1,
+                         num_heads=4, num_classes=0)
+    apply_activation_checkpointing(model, mode)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+
+    def step(before_backward):
+        out = model.blocks[0](x)
+        before_backward()
+        out.sum().backward()
+
+    row = 2 * 10 * 32 * 4  # bytes of one (B, N, D) activation
+    expected = row if mode == "full" else (3 + 1 + 1 + 4 + 1) * row + 2 * 4 * 10 * 4
+    assert _bench_module().saved_for_backward_mb(step) * 2**20 == expected

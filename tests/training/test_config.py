@@ -47,3 +47,16 @@ def test_bad_overrides_are_config_errors(override, message):
 def test_unknown_recipe_lists_the_available_ones():
     with pytest.raises(ConfigError, match="available: .*tiny"):
         load_recipe("nope")
+
+
+def test_a_run_config_saved_by_an_earlier_release_still_loads(tmp_path):
+    import json
+
+    from videomae.training.config import config_from_json, load_recipe, save_config
+
+    path = tmp_path / "config.json"
+    save_config(load_recipe("tiny"), str(path))
+    old = json.loads(path.read_text())
+    old.update(cpu_allocator="auto", mmap_threshold_mb=None, activation_checkpointing=True)  # the 0.1.0 fields
+    path.write_text(json.dumps(old))
+    assert config_from_json(str(path)).activation_checkpointing == "full"

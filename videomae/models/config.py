@@ -43,7 +43,6 @@ class ModelConfig:
     decoder_embed_dim: int = 384
     decoder_depth: int = 4
     decoder_num_heads: int = 6
-    use_checkpoint: bool = False  # activation checkpointing of every block
     fused_attn: bool = True  # F.scaled_dot_product_attention; False = the explicit softmax(q k^T) path
 
     @property
@@ -70,13 +69,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        return cls().replace(**data)
+        """A config as stored by `to_dict` (config.json of an export, meta.json of a training checkpoint)."""
+        stored = {k: v for k, v in data.items() if k != "use_checkpoint"}  # written by videomae 0.1: ignored
+        return cls().replace(**stored)
 
 
 # Official aliases for config fields (official keyword -> ours).
-_ALIASES = {"all_frames": "num_frames", "layer_norm_eps": "norm_eps", "with_cp": "use_checkpoint",
-            "with_checkpoint": "use_checkpoint", "input_size": "img_size"}
+_ALIASES = {"all_frames": "num_frames", "layer_norm_eps": "norm_eps", "input_size": "img_size"}
 _FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+# Activation checkpointing is applied to a built model from outside, so these (official and videomae 0.1
+# keywords) are not model settings.
+_CHECKPOINTING_KEYS = {"with_cp", "with_checkpoint", "use_checkpoint"}
 
 
 def normalize_overrides(overrides: dict) -> dict:
@@ -84,6 +87,10 @@ def normalize_overrides(overrides: dict) -> dict:
     result = {}
     for key, value in overrides.items():
         key = _ALIASES.get(key, key)
+        if key in _CHECKPOINTING_KEYS:
+            raise ConfigError(f"{key!r} is not a model setting: activation checkpointing is applied to a built "
+                              "model (training: activation_checkpointing=full|selective; your own loop: "
+                              "videomae.training.parallelize.apply_activation_checkpointing)")
         if key not in _FIELDS:
             raise ConfigError(f"unknown model setting {key!r}; valid settings: {', '.join(sorted(_FIELDS))}")
         if key == "img_size" and isinstance(value, (list, tuple)):

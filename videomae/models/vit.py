@@ -3,9 +3,9 @@
 Parameter names, shapes and numerics are exactly those of the official code (reference §1-§3), so official
 state dicts load with no renaming. Speed and memory come from things that leave the numerics unchanged:
 `F.scaled_dot_product_attention`, gathers by index instead of boolean indexing (static shapes),
-patch-embedding only the tokens the encoder sees, a last decoder block that computes only the predicted rows,
-a head split whose backward writes the qkv gradient in one copy, and linear layers that recompute their
-LayerNorm or GELU input in backward (`recompute.py`).
+patch-embedding only the tokens the encoder sees, and a last decoder block that computes only the predicted
+rows. Everything is plain autograd; activation checkpointing, compile and sharding are applied from outside
+(`videomae.training.parallelize`).
 
 Shapes: B batch, N tokens of the whole clip in (t, h, w) order, D encoder width, Dd decoder width,
 P = 3 x tubelet x patch^2 values per token.
@@ -19,12 +19,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from videomae.errors import ConfigError
 from videomae.masking import kept_indices, token_grid
 from videomae.models.config import ModelConfig
-from videomae.models.recompute import gelu_linear, norm_linear
 
 # ----------------------------------------------------------------------------------------------------
 # Tokens and positions
@@ -107,31 +105,6 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, n, D)
 
 
-class _SplitHeads(torch.autograd.Function):
-    """(B, N, 3D) -> q, k, v views (B, h, N, hd), q only for the last num_queries tokens.
-
-    Backward writes the three gradients straight into one (B, N, 3D) buffer: one copy, where autograd's
-    unbind, permute and view backward would make two, plus a zero-filled copy for the sliced queries.
-    """
-
-    @staticmethod
-    def forward(ctx, qkv, num_heads, num_queries):
-        b, n, three_d = qkv.shape
-        ctx.shape, ctx.num_queries = (b, n, 3, num_heads, three_d // (3 * num_heads)), num_queries
-        q, k, v = qkv.view(ctx.shape).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, hd)
-        return q[:, :, n - num_queries:], k, v
-
-    @staticmethod
-    def backward(ctx, grad_q, grad_k, grad_v):
-        b, n = ctx.shape[:2]
-        grad = torch.empty(ctx.shape, dtype=grad_k.dtype, device=grad_k.device)  # (B, N, 3, h, hd)
-        grad[:, : n - ctx.num_queries, 0].zero_()  # keys and values only: no query gradient
-        grad[:, n - ctx.num_queries:, 0].copy_(grad_q.transpose(1, 2))  # (autograd passes zeros for unused outputs)
-        grad[:, :, 1].copy_(grad_k.transpose(1, 2))
-        grad[:, :, 2].copy_(grad_v.transpose(1, 2))
-        return grad.view(b, n, -1), None, None
-
-
 class Attention(nn.Module):
     """Multi-head self-attention with the official bias layout: q_bias and v_bias, no k bias."""
 
@@ -148,39 +121,37 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, norm: nn.LayerNorm | None = None,
-                num_queries: int | None = None) -> torch.Tensor:
-        """Attention over x (B, N, D), or over norm(x) when norm is given (fused: norm(x) is not stored).
-
-        num_queries: return only the last rows (B, num_queries, D); they still attend to all N tokens.
-        """
+    def forward(self, x: torch.Tensor, num_queries: int | None = None) -> torch.Tensor:
+        """(B, N, D) -> (B, N, D), or only the last num_queries rows (B, Nq, D), which still attend to all N."""
         b, n, d = x.shape
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # k has no bias
-        qkv = norm_linear(x, norm, self.qkv.weight, bias)  # (B, N, 3D)
-        q, k, v = _SplitHeads.apply(qkv, self.num_heads, num_queries or n)  # (B, h, Nq or N, hd)
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, hd)
+        if num_queries is not None:
+            q = q[:, :, n - num_queries:]  # (B, h, Nq, hd)
         dropout = self.attn_drop if self.training else 0.0
         if self.fused:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, h, Nq, hd)
         else:  # the official explicit path, kept for FLOP counting and as a reference
             attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, h, Nq, N)
-            x = F.dropout(attn, dropout) @ v
+            x = F.dropout(attn, dropout) @ v  # (B, h, Nq, hd)
         x = x.transpose(1, 2).reshape(b, q.shape[2], d)  # (B, Nq, D)
         return self.proj_drop(self.proj(x))
 
 
 class Mlp(nn.Module):
+    """fc1, exact GELU, fc2, dropout (the official has no dropout between GELU and fc2)."""
+
     def __init__(self, dim: int, hidden: int, drop: float):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: torch.Tensor, norm: nn.LayerNorm | None = None) -> torch.Tensor:
-        """MLP of x (B, N, D), or of norm(x) when norm is given (fused: norm(x) is not stored)."""
-        h = norm_linear(x, norm, self.fc1.weight, self.fc1.bias)  # (B, N, 4D)
-        return self.drop(gelu_linear(h, self.fc2))  # gelu(h) is not stored either
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(F.gelu(self.fc1(x))))  # (B, N, D) -> (B, N, 4D) -> (B, N, D)
 
 
 class Block(nn.Module):
@@ -197,11 +168,9 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, num_out: int | None = None) -> torch.Tensor:
         """(B, N, D) -> (B, N, D), or only the last num_out rows (B, num_out, D) when the rest are not used."""
-        attended = self.attn(x, self.norm1, num_out)  # (B, num_out or N, D)
-        if num_out is not None:
-            x = x[:, x.shape[1] - num_out:]
-        x = x + drop_path(attended, self.drop_path_rate, self.training)
-        return x + drop_path(self.mlp(x, self.norm2), self.drop_path_rate, self.training)
+        residual = x if num_out is None else x[:, x.shape[1] - num_out:]  # (B, num_out or N, D)
+        x = residual + drop_path(self.attn(self.norm1(x), num_out), self.drop_path_rate, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
 
 
 def make_blocks(dim: int, num_heads: int, depth: int, config: ModelConfig) -> nn.ModuleList:
@@ -209,17 +178,13 @@ def make_blocks(dim: int, num_heads: int, depth: int, config: ModelConfig) -> nn
     return nn.ModuleList(Block(dim, num_heads, config, rate) for rate in rates)
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool,
-               num_out: int | None = None) -> torch.Tensor:
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, num_out: int | None = None) -> torch.Tensor:
     """Apply the blocks in turn; the last one computes only the last num_out rows if given (the others
     are still needed as keys and values up to there, but not after)."""
-    for i, block in enumerate(blocks):
-        rows = num_out if i == len(blocks) - 1 else None
-        if use_checkpoint and torch.is_grad_enabled():
-            x = checkpoint(block, x, rows, use_reentrant=False)  # recompute activations in backward
-        else:
-            x = block(x, rows)
-    return x
+    *inner, last = blocks
+    for block in inner:
+        x = block(x)
+    return last(x, num_out)
 
 
 def _init_trunc_normal(module: nn.Module) -> None:
@@ -266,7 +231,6 @@ class VisionTransformer(nn.Module):
         self.fc_norm = nn.LayerNorm(c.embed_dim, eps=c.final_norm_eps) if c.use_mean_pooling else None
         self.head_drop = nn.Dropout(c.head_drop_rate)
         self.head = nn.Linear(c.embed_dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
-        self.use_checkpoint = c.use_checkpoint
         self.apply(_init_trunc_normal)
         self._scale_head(c.init_scale)
 
@@ -293,7 +257,7 @@ class VisionTransformer(nn.Module):
         x = self.patch_embed(video, token_idx)  # (B, n, D)
         pos = sinusoid_table(t * h * w, x.shape[-1], like=x)  # (1, N, D)
         x = x + (pos if token_idx is None else gather_tokens(pos.expand(x.shape[0], -1, -1), token_idx))
-        x = run_blocks(self.blocks, self.pos_drop(x), self.use_checkpoint)
+        x = run_blocks(self.blocks, self.pos_drop(x))  # (B, n, D)
         return self.norm(x)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
@@ -317,9 +281,6 @@ class VisionTransformer(nn.Module):
         self.head.apply(_init_trunc_normal)
         self._scale_head(self.config.init_scale)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.use_checkpoint = enable
-
     def get_num_layers(self) -> int:
         return self.config.depth
 
@@ -339,11 +300,10 @@ class PretrainDecoder(nn.Module):
         self.blocks = make_blocks(c.decoder_embed_dim, c.decoder_num_heads, c.decoder_depth, c)
         self.norm = nn.LayerNorm(c.decoder_embed_dim, eps=c.final_norm_eps)
         self.head = nn.Linear(c.decoder_embed_dim, c.patch_dim)
-        self.use_checkpoint = c.use_checkpoint
 
     def forward(self, x: torch.Tensor, num_predicted: int) -> torch.Tensor:
-        x = run_blocks(self.blocks, x, self.use_checkpoint, num_out=num_predicted)  # (B, N_dec, Dd)
-        return norm_linear(x, self.norm, self.head.weight, self.head.bias)  # (B, N_dec, P)
+        x = run_blocks(self.blocks, x, num_out=num_predicted)  # (B, N_dec, Dd)
+        return self.head(self.norm(x))  # (B, N_dec, P)
 
 
 class PretrainVisionTransformer(nn.Module):
@@ -385,10 +345,6 @@ class PretrainVisionTransformer(nn.Module):
         queries = self.mask_token + gather_tokens(pos, predicted_idx)  # (B, N_dec, Dd)
         x = torch.cat([visible, queries.to(visible.dtype)], dim=1)  # (B, N_vis + N_dec, Dd)
         return self.decoder(x, predicted_idx.shape[1])  # (B, N_dec, P)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.encoder.set_grad_checkpointing(enable)
-        self.decoder.use_checkpoint = enable
 
     def get_num_layers(self) -> int:
         return self.config.depth

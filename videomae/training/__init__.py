@@ -9,7 +9,7 @@ See docs/training.md for recipes, overrides, scaling and resume.
 from videomae.lazy import lazy_exports
 
 # Names exported here, imported on first use: the engine pulls in data loading (torchvision, PIL, PyAV,
-# about 170 MB of resident memory), which the objective and the memory policy do not need.
+# about 170 MB of resident memory), which the objective does not need.
 _EXPORTS = {
     "DivergenceError": "checkpointing", "list_checkpoints": "checkpointing",
     "DistillConfig": "config", "OptimConfig": "config", "TrainConfig": "config", "apply_override": "config",

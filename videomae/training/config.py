@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
 from videomae.data import DataConfig
 from videomae.errors import ConfigError
 from videomae.training.files import writing
-from videomae.training.memory import CPU_ALLOCATORS
+from videomae.training.parallelize import ACTIVATION_CHECKPOINTING, ActivationCheckpointing
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
 LR_RULES = ("official", "views", "none")
@@ -137,7 +137,9 @@ class TrainConfig:
         keep_last: step checkpoints kept (the best one is kept apart).
         precision: "auto" (fp32 on CPU, bf16 on GPU), "fp32", "bf16" or "fp16" (with loss scaling).
         parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run.
-        activation_checkpointing: recompute block activations in backward.
+        activation_checkpointing: recompute activations in backward, per transformer block: "selective"
+            (default) keeps the outputs of matrix products and attention and recomputes LayerNorm, GELU and the
+            other cheap ops; "full" keeps only each block's input; "none". See docs/training.md.
         compile: `torch.compile` every block.
         ema_decay: model EMA decay; 0 = no EMA.
         normalize_target: per-patch normalized pixel targets (pretraining).
@@ -146,15 +148,6 @@ class TrainConfig:
         max_nonfinite: this many non-finite losses in a row stop the run.
         log_every: progress-bar refresh when stderr is not a terminal (steps).
         tensorboard: also write TensorBoard events when tensorboard is installed.
-        cpu_allocator: "auto" (default: "cache" for CPU training when it builds, else "glibc"), "cache"
-            (large CPU tensors from a caching allocator compiled on first use with g++: freed activations are
-            reused, and the cache never maps more than the most memory ever in use) or "glibc" (no native code;
-            see mmap_threshold_mb). ViT-B pretraining step, 2-core CPU: the cache is ~9% faster than glibc at
-            the same peak memory. See docs/training.md, "CPU memory".
-        mmap_threshold_mb: with the glibc allocator, CPU allocations at least this large (MiB) are returned to
-            the OS when freed, so peak RSS stays nearer live memory (ViT-B pretraining step, steady state:
-            2.70 -> 2.51 GB at 2). None = auto: 2 when PyTorch puts tensors on transparent huge pages
-            (`import videomae` before torch does), at +8% step time; else 0, the C library's default.
     """
 
     stage: str = "finetune"
@@ -175,7 +168,7 @@ class TrainConfig:
     keep_last: int = 2
     precision: str = "auto"
     parallel: str = "ddp"
-    activation_checkpointing: bool = False
+    activation_checkpointing: ActivationCheckpointing = "selective"
     compile: bool = False
     ema_decay: float = 0.0
     normalize_target: bool = True
@@ -184,14 +177,13 @@ class TrainConfig:
     max_nonfinite: int = 5
     log_every: int = 20
     tensorboard: bool = True
-    cpu_allocator: str = "auto"
-    mmap_threshold_mb: int | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` for settings that cannot work; returns self."""
         for name, value, allowed in (("stage", self.stage, STAGES), ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
                                      ("precision", self.precision, PRECISIONS), ("parallel", self.parallel, PARALLEL),
-                                     ("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)):
+                                     ("activation_checkpointing", self.activation_checkpointing,
+                                      ACTIVATION_CHECKPOINTING)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
         for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite", "log_every"):
@@ -243,6 +235,10 @@ def _coerce(value, tp, key: str):
             raise ConfigError(f"{key} must be a table of settings, got {value!r}")
         return from_dict(tp, value, key + ".")
     origin = typing.get_origin(tp) or tp
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key} must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
     if origin is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
@@ -357,13 +353,23 @@ def save_config(cfg: TrainConfig, path: str) -> None:
         os.replace(tmp, path)
 
 
+# Settings earlier releases saved in a run's config.json, and what they mean now (so such runs still resume).
+RETIRED_SETTINGS = {"cpu_allocator": None, "mmap_threshold_mb": None}  # the allocator is the launcher's business
+RENAMED_VALUES = {"activation_checkpointing": {True: "full", False: "none"}}
+
+
 def config_from_json(path: str) -> TrainConfig:
-    """A config saved by `save_config`; ConfigError naming the file when it cannot be read or used."""
+    """A config saved by `save_config` (also by an earlier release); ConfigError naming the file when it cannot
+    be read or used."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if not isinstance(data, dict):
             raise ConfigError("not a table of settings")
+        data = {key: value for key, value in data.items() if key not in RETIRED_SETTINGS}
+        for key, renamed in RENAMED_VALUES.items():
+            if isinstance(data.get(key), bool):
+                data[key] = renamed[data[key]]
         return from_dict(TrainConfig, data)
     except (OSError, ValueError) as error:  # ConfigError is a ValueError, and so is malformed JSON
         raise ConfigError(f"{path} is not a readable run config ({error}); fix or delete it") from None

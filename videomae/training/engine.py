@@ -36,7 +36,6 @@ from videomae.training.checkpointing import (
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
-from videomae.training.memory import apply_memory_policy
 from videomae.training.monitor import MetricsLog, ProgressBar, append_json_line, finite_or_none
 from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
 from videomae.training.parallelize import gradient_sync, parallelize, unwrap
@@ -119,7 +118,6 @@ class Trainer:
     def setup(self) -> None:
         cfg = self.cfg
         self.d = d = init_distributed()
-        apply_memory_policy(cfg.cpu_allocator, cfg.mmap_threshold_mb, d.device.type)  # before the loader forks
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run

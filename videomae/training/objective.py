@@ -14,6 +14,7 @@ from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.masking import kept_indices
 from videomae.models.vit import gather_tubelets, tubelet_view
 
+
 def _channel_stats(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(mean, device=device), torch.tensor(std, device=device)
 
@@ -58,45 +59,14 @@ def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | N
     return kept_indices(~encoder_mask if decoder_mask is None else decoder_mask, "decoder_mask")
 
 
-class _WeightedMSE(torch.autograd.Function):
-    """sum_i(w_i · mean_j (pred_ij - target_ij)^2) / max(sum_i w_i, 1), with its gradient taken in forward.
-
-    The gradient, 2·w_i·(pred_ij - target_ij) / (P · sum w), is the error scaled per token, so forward
-    scales the error buffer in place and backward hands it on: the loss backward, which runs at the
-    step's memory peak, allocates nothing and makes one pass instead of four.
-    """
-
-    @staticmethod
-    def forward(ctx, predictions, targets, weight):
-        error = predictions.float() - targets.float()  # (B, n, P)
-        per_token = torch.linalg.vector_norm(error, dim=-1).square_().div_(error.shape[-1])  # (B, n) mean squares
-        weight = weight.float()
-        total = weight.sum().clamp_min(1.0)
-        loss = (per_token * weight).sum() / total
-        if ctx.needs_input_grad[0]:
-            error.mul_((weight * (2.0 / error.shape[-1]) / total).unsqueeze(-1))  # d loss / d predictions
-            ctx.save_for_backward(error)
-            ctx.dtype = predictions.dtype
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss):
-        (grad,) = ctx.saved_tensors
-        if grad_loss.device.type != "cpu" or float(grad_loss) != 1.0:  # a scaled or accumulated loss
-            grad = grad * grad_loss
-        return grad.to(ctx.dtype), None, None
-
-
 def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Token-weighted MSE over the whole batch: sum(mse_token · weight) / sum(weight), in fp32.
+    """Token-weighted MSE over the whole batch: sum(mse_token · weight) / max(sum(weight), 1), in fp32.
 
-    predictions and targets (B, n, P); weight (B, n), bool or float. Only predictions get a gradient.
+    predictions and targets (B, n, P); weight (B, n), bool or float.
     """
-    if targets.requires_grad or weight.requires_grad:
-        raise ValueError("reconstruction_loss differentiates with respect to predictions only; "
-                         "detach targets and weight")
-    return _WeightedMSE.apply(predictions, targets, weight)
+    per_token = (predictions.float() - targets.float()).pow(2).mean(dim=-1)  # (B, n); keeps only the error
+    weight = weight.float()
+    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def pretraining_loss(predictions: torch.Tensor, video: torch.Tensor, encoder_mask: torch.Tensor,
