@@ -16,8 +16,19 @@ sys.path.insert(0, os.path.dirname(__file__))  # lets the fixtures and test modu
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_VIDEO_DIR = REPO / ".cache" / "sample_videos"  # written by scripts/fetch_sample_videos.sh
 OFFICIAL_TINY = REPO / "tests" / "fixtures" / "official-tiny"
-ARCH_KEYS = ("img_size", "patch_size", "num_frames", "tubelet_size", "embed_dim", "depth", "num_heads",
-             "mlp_ratio", "decoder_embed_dim", "decoder_depth", "decoder_num_heads")
+ARCH_KEYS = (
+    "img_size",
+    "patch_size",
+    "num_frames",
+    "tubelet_size",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "mlp_ratio",
+    "decoder_embed_dim",
+    "decoder_depth",
+    "decoder_num_heads",
+)
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +59,10 @@ def package_videos(tmp_path_factory) -> dict[str, str]:
 
     missing = [file for file, _ in SAMPLE_VIDEOS.values() if not (SAMPLE_VIDEO_DIR / file).is_file()]
     if missing:
-        pytest.fail(f"sample videos {missing} not in {SAMPLE_VIDEO_DIR}: run `bash scripts/fetch_sample_videos.sh`",
-                    pytrace=False)
+        pytest.fail(
+            f"sample videos {missing} not in {SAMPLE_VIDEO_DIR}: run `bash scripts/fetch_sample_videos.sh`",
+            pytrace=False,
+        )
     return trim_sample_videos(SAMPLE_VIDEO_DIR, tmp_path_factory.mktemp("package"))
 
 
@@ -66,6 +79,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("CI", "").lower() in ("1", "true") and _unexpected_skips and exitstatus == 0:
-        print("\nunexpected skips under CI (install what they need, or list them in EXPECTED_SKIPS):\n  "
-              + "\n  ".join(_unexpected_skips))
+        print(
+            "\nunexpected skips under CI (install what they need, or list them in EXPECTED_SKIPS):\n  "
+            + "\n  ".join(_unexpected_skips)
+        )
         session.exitstatus = 1

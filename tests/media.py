@@ -35,20 +35,40 @@ def pattern(size: str = "160x120", rate: int = 25, seconds: float = 2) -> list[s
 
 # name: (file name, FFmpeg arguments before the output path)
 ENCODED_CLIPS = {
-    "mpeg2_ps": ("mpeg2_bframes.mpg", [*pattern(seconds=3), "-c:v", "mpeg2video", "-bf", "2", "-g", "12",
-                                       "-f", "vob"]),
-    "h264_ts": ("h264_bframes.ts", [*pattern(), "-c:v", "libx264", "-bf", "2", "-g", "12", "-threads", "1",
-                                    "-f", "mpegts"]),  # one thread: the same bytes everywhere, for the cut below
-    "mpeg4_avi_ticks": ("mpeg4_vfr_ticks.avi", [*pattern(rate=30, seconds=3), "-vf", REPEAT_AND_DROP,
-                                                "-fps_mode", "passthrough", "-c:v", "mpeg4", "-bf", "2",
-                                                "-g", "12"]),
-    "msmpeg4_avi_ticks": ("msmpeg4_vfr_ticks.avi", [*pattern(rate=30, seconds=3), "-vf", DROP_FRAMES,
-                                                    "-fps_mode", "passthrough", "-c:v", "msmpeg4", "-g", "12"]),
-    "h264_mkv_vfr": ("h264_vfr_bframes.mkv", [*pattern(rate=30), "-vf", DROP_FRAMES, "-fps_mode", "vfr",
-                                              "-c:v", "libx264", "-bf", "3", "-g", "12"]),
+    "mpeg2_ps": ("mpeg2_bframes.mpg", [*pattern(seconds=3), "-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-f", "vob"]),
+    "h264_ts": (
+        "h264_bframes.ts",
+        [*pattern(), "-c:v", "libx264", "-bf", "2", "-g", "12", "-threads", "1", "-f", "mpegts"],
+    ),  # one thread: the same bytes everywhere, for the cut below
+    "mpeg4_avi_ticks": (
+        "mpeg4_vfr_ticks.avi",
+        [
+            *pattern(rate=30, seconds=3),
+            "-vf",
+            REPEAT_AND_DROP,
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "mpeg4",
+            "-bf",
+            "2",
+            "-g",
+            "12",
+        ],
+    ),
+    "msmpeg4_avi_ticks": (
+        "msmpeg4_vfr_ticks.avi",
+        [*pattern(rate=30, seconds=3), "-vf", DROP_FRAMES, "-fps_mode", "passthrough", "-c:v", "msmpeg4", "-g", "12"],
+    ),
+    "h264_mkv_vfr": (
+        "h264_vfr_bframes.mkv",
+        [*pattern(rate=30), "-vf", DROP_FRAMES, "-fps_mode", "vfr", "-c:v", "libx264", "-bf", "3", "-g", "12"],
+    ),
     "mjpeg_mov": ("mjpeg.mov", [*pattern(seconds=1), "-c:v", "mjpeg", "-q:v", "5"]),
-    "vp8_webm": ("vp8_altref.webm", [*pattern(), "-c:v", "libvpx", "-auto-alt-ref", "1", "-lag-in-frames", "16",
-                                     "-g", "12", "-b:v", "300k"]),
+    "vp8_webm": (
+        "vp8_altref.webm",
+        [*pattern(), "-c:v", "libvpx", "-auto-alt-ref", "1", "-lag-in-frames", "16", "-g", "12", "-b:v", "300k"],
+    ),
     "h264_94x62": ("h264_94x62.mp4", [*pattern(size="94x62"), "-c:v", "libx264", "-bf", "2", "-g", "10"]),
     "h264_annexb": ("h264_annexb.h264", [*pattern(), "-c:v", "libx264", "-bf", "2", "-g", "12"]),
 }

@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def readme_commands(section: str) -> list[str]:
     """The commands of the first ```bash block after `## {section}` (continued lines joined)."""
     text = README.read_text(encoding="utf-8")
-    body = text[text.index(f"## {section}"):]
+    body = text[text.index(f"## {section}") :]
     block = re.search(r"```bash\n(.*?)```", body, re.S).group(1)
     return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
@@ -38,14 +38,23 @@ def make_user_folder(root: Path, foreign: dict[str, str], package: dict[str, str
 
 def test_own_videos_journey_runs_verbatim(foreign_videos, package_videos, tmp_path):
     commands = readme_commands("Your own videos")
-    assert [c.split()[:2] for c in commands] == [["videomae", "data"], ["videomae", "pretrain"],
-                                                 ["videomae", "finetune"], ["videomae", "predict"]]
+    assert [c.split()[:2] for c in commands] == [
+        ["videomae", "data"],
+        ["videomae", "pretrain"],
+        ["videomae", "finetune"],
+        ["videomae", "predict"],
+    ]
     make_user_folder(tmp_path, foreign_videos, package_videos)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     outputs = []
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr
         outputs.append(done)

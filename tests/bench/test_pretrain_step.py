@@ -20,9 +20,19 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_step.py"
 
 
-def vit_s_step_flops(visible=160, decoded=944, predicted=784, dim=384, depth=12, dec_dim=192, dec_depth=4,
-                     head_dim=64, patch=2 * 16 * 16 * 3) -> int:
+def vit_s_step_flops(
+    visible=160,
+    decoded=944,
+    predicted=784,
+    dim=384,
+    depth=12,
+    dec_dim=192,
+    dec_depth=4,
+    head_dim=64,
+    patch=2 * 16 * 16 * 3,
+) -> int:
     """Model FLOPs (2·m·k·n per matrix product) of one ViT-S 16x224 clip, tube 90% and running cell 50%."""
+
     def mm(m, k, n):
         return 2 * m * k * n
 
@@ -32,15 +42,27 @@ def vit_s_step_flops(visible=160, decoded=944, predicted=784, dim=384, depth=12,
 
     embed = mm(visible, patch, dim)
     encoder = depth * block(visible, visible, visible, dim)
-    decoder = (dec_depth - 1) * block(decoded, decoded, decoded, dec_dim) + block(decoded, predicted, decoded,
-                                                                                   dec_dim)
+    decoder = (dec_depth - 1) * block(decoded, decoded, decoded, dec_dim) + block(decoded, predicted, decoded, dec_dim)
     forward = embed + encoder + mm(visible, dim, dec_dim) + decoder + mm(predicted, dec_dim, patch)
     return 3 * forward - embed  # backward = 2x forward, less the patch embedding's input gradient (the clip)
 
 
 def test_one_json_record_with_step_time_memory_and_model_flops():
-    args = ["--model", "pretrain_videomae_small_patch16_224", "--batch", "1", "--steps", "2", "--warmup", "0",
-            "--threads", "1", "--peak-tflops", "0.5", "--count-saved"]
+    args = [
+        "--model",
+        "pretrain_videomae_small_patch16_224",
+        "--batch",
+        "1",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--peak-tflops",
+        "0.5",
+        "--count-saved",
+    ]
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,8 +95,10 @@ def test_a_missing_allocator_stops_with_the_package_to_install(monkeypatch):
 @pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="apt-get install libjemalloc2")
 def test_the_allocator_is_preloaded_into_the_child_process():
     env = _bench_module().preload_env("jemalloc")
-    code = (f"import importlib.util as u; s = u.spec_from_file_location('b', {str(SCRIPT)!r}); "
-            "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.is_loaded('jemalloc'))")
+    code = (
+        f"import importlib.util as u; s = u.spec_from_file_location('b', {str(SCRIPT)!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.is_loaded('jemalloc'))"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
 
@@ -86,8 +110,16 @@ def test_the_saved_bytes_are_what_each_checkpointing_mode_keeps(mode):
     from videomae import create_model
     from videomae.training.parallelize import apply_activation_checkpointing
 
-    model = create_model("vit_small_patch16_224", img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=1,
-                         num_heads=4, num_classes=0)
+    model = create_model(
+        "vit_small_patch16_224",
+        img_size=32,
+        patch_size=8,
+        num_frames=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=4,
+        num_classes=0,
+    )
     apply_activation_checkpointing(model, mode)
     x = torch.randn(2, 10, 32, requires_grad=True)
 

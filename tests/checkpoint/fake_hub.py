@@ -103,8 +103,10 @@ def _handler(hub: FakeHub, is_hub: bool):
                 if repo_id not in hub.refs:
                     return self._error(404, "RepoNotFound")
                 if parts[4] == "preupload":
-                    files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                             for f in json.loads(body)["files"]]
+                    files = [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in json.loads(body)["files"]
+                    ]
                     return self._json({"files": files})
                 return self._commit(repo_id, parts[5], body)
             self._error(404, None)
@@ -132,8 +134,14 @@ def _handler(hub: FakeHub, is_hub: bool):
             files = hub.commits[commit]
             if len(parts) >= 3 and parts[2] == "tree":
                 return self._json([_tree_entry(path, data) for path, data in sorted(files.items())])
-            return self._json({"id": repo_id, "modelId": repo_id, "sha": commit,
-                               "siblings": [{"rfilename": path} for path in sorted(files)]})
+            return self._json(
+                {
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "sha": commit,
+                    "siblings": [{"rfilename": path} for path in sorted(files)],
+                }
+            )
 
         def _resolve(self, repo_id: str, revision: str, path: str, send_body: bool):
             if repo_id not in hub.refs:
@@ -147,8 +155,14 @@ def _handler(hub: FakeHub, is_hub: bool):
             headers = {"X-Repo-Commit": commit, "ETag": f'"{git_blob_id(data)}"'}
             if path.endswith(LFS_SUFFIXES):
                 sha256 = hashlib.sha256(data).hexdigest()
-                headers.update({"X-Linked-Etag": f'"{sha256}"', "X-Linked-Size": str(len(data)),
-                                "Location": f"{hub.cdn_url}/{sha256}", "Content-Length": "0"})
+                headers.update(
+                    {
+                        "X-Linked-Etag": f'"{sha256}"',
+                        "X-Linked-Size": str(len(data)),
+                        "Location": f"{hub.cdn_url}/{sha256}",
+                        "Content-Length": "0",
+                    }
+                )
                 return self._send(302, headers, b"", send_body)
             self._bytes(data, headers, send_body)
 
@@ -214,18 +228,30 @@ def hub_env(fake_hub, tmp_path, monkeypatch):
     """HF_ENDPOINT at the fake Hub, an empty HF_HOME, online; returns the environment for subprocesses."""
     pytest.importorskip("huggingface_hub")
     import huggingface_hub.constants
+
     from videomae.checkpoint.hub import fetch
 
     home = tmp_path / "hf_home"
-    env = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
-           "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {
+        "HF_ENDPOINT": fake_hub.url,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     # huggingface_hub reads these once, when imported: mirror them in this process
     constants = huggingface_hub.constants
     url_template = fake_hub.url + "/{repo_id}/resolve/{revision}/{filename}"
-    for name, value in {"ENDPOINT": fake_hub.url, "HF_HOME": env["HF_HOME"], "HF_HUB_CACHE": env["HF_HUB_CACHE"],
-                        "HF_HUB_OFFLINE": False, "HUGGINGFACE_CO_URL_TEMPLATE": url_template}.items():
+    for name, value in {
+        "ENDPOINT": fake_hub.url,
+        "HF_HOME": env["HF_HOME"],
+        "HF_HUB_CACHE": env["HF_HUB_CACHE"],
+        "HF_HUB_OFFLINE": False,
+        "HUGGINGFACE_CO_URL_TEMPLATE": url_template,
+    }.items():
         monkeypatch.setattr(constants, name, value)
     fetch.cache_clear()
     yield env

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tests.product.fixtures import TINY_ARCH
-from videomae.models import create_model
+from tests.apps.fixtures import TINY_ARCH
+from videomae.factory import create_model
 
 # The fixture's architecture settings a state dict cannot tell (heads, clip size).
 TINY = {"num_heads": 4, "decoder_num_heads": 2, "num_frames": 4, "img_size": 32}

@@ -16,24 +16,36 @@ import torch
 
 transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install videomae[hf])")
 
+from tests.apps.fixtures import moving_frames  # noqa: E402
 from tests.checkpoint.helpers import tiny_classifier  # noqa: E402
-from tests.product.fixtures import moving_frames  # noqa: E402
 from videomae.checkpoint import locate, read_labels, read_preprocessing, save_hf  # noqa: E402
 from videomae.checkpoint.preprocessing import Preprocessing  # noqa: E402
 from videomae.data.synthetic import encode_video  # noqa: E402
-from videomae.models import create_model  # noqa: E402
+from videomae.factory import create_model  # noqa: E402
 
 LABELS = ["left", "right", "still"]
-TRAINED = Preprocessing(num_frames=4, sampling_rate=2, input_size=32, short_side_size=40, mean=(0.45, 0.45, 0.45),
-                        std=(0.225, 0.225, 0.225), test_num_segment=2, test_num_crop=1)
+TRAINED = Preprocessing(
+    num_frames=4,
+    sampling_rate=2,
+    input_size=32,
+    short_side_size=40,
+    mean=(0.45, 0.45, 0.45),
+    std=(0.225, 0.225, 0.225),
+    test_num_segment=2,
+    test_num_crop=1,
+)
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     model = tiny_classifier(11)
-    directory = save_hf(model, tmp_path_factory.mktemp("export") / "hf", labels=LABELS, preprocessing=TRAINED,
-                        training={"stage": "finetune", "epochs": 3, "data": {"manifest": "data/mine"},
-                                  "optim": {"lr": 0.001}})
+    directory = save_hf(
+        model,
+        tmp_path_factory.mktemp("export") / "hf",
+        labels=LABELS,
+        preprocessing=TRAINED,
+        training={"stage": "finetune", "epochs": 3, "data": {"manifest": "data/mine"}, "optim": {"lr": 0.001}},
+    )
     return model, directory
 
 

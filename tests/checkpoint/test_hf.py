@@ -12,17 +12,28 @@ transformers = pytest.importorskip("transformers", reason="transformers not inst
 
 from tests.checkpoint.helpers import TINY  # noqa: E402
 from tests.conftest import OFFICIAL_TINY  # noqa: E402
-from videomae.checkpoint import load_pretrained_with_report, save_hf  # noqa: E402
-from videomae.models import create_model  # noqa: E402
+from videomae.checkpoint import save_hf  # noqa: E402
+from videomae.factory import create_model, load_pretrained_with_report  # noqa: E402
 
 ATOL = 1e-5
 
 
 def _hf_config(**changes):
-    settings = dict(image_size=32, patch_size=8, num_frames=4, hidden_size=64, num_hidden_layers=2,
-                    num_attention_heads=4, intermediate_size=256, decoder_hidden_size=32,
-                    decoder_num_hidden_layers=2, decoder_num_attention_heads=2, decoder_intermediate_size=128,
-                    use_mean_pooling=False, num_labels=5)
+    settings = dict(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=128,
+        use_mean_pooling=False,
+        num_labels=5,
+    )
     return transformers.VideoMAEConfig(**{**settings, **changes})
 
 

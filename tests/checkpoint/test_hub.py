@@ -15,7 +15,7 @@ from videomae.checkpoint import locate, read_labels, read_preprocessing, save_hf
 from videomae.checkpoint.hf import to_hf_state
 from videomae.checkpoint.preprocessing import Preprocessing, write_preprocessing
 from videomae.errors import CheckpointError
-from videomae.models import create_model
+from videomae.factory import create_model
 
 LABELS = ["left", "right", "still"]
 
@@ -62,12 +62,18 @@ def test_official_file_in_a_file_repository_and_zoo_name(hub_env, fake_hub, tmp_
     model = tiny_classifier(3, num_classes=710)
     state = {"module": {key: value.half() for key, value in model.state_dict().items()}}  # as released: fp16
     torch.save(state, tmp_path / "student.pth")
-    fake_hub.publish("OpenGVLab/VideoMAE2", {"README.md": b"weights", "distill/vit_s_k710_dl_from_giant.pth":
-                                             (tmp_path / "student.pth").read_bytes(),
-                                             "mae-g/vit_g_hybrid_pt_1200e_ssv2_ft.pth": b"not read here"})
+    fake_hub.publish(
+        "OpenGVLab/VideoMAE2",
+        {
+            "README.md": b"weights",
+            "distill/vit_s_k710_dl_from_giant.pth": (tmp_path / "student.pth").read_bytes(),
+            "mae-g/vit_g_hybrid_pt_1200e_ssv2_ft.pth": b"not read here",
+        },
+    )
     local = create_model(pretrained=str(tmp_path / "student.pth"), **TINY_SETTINGS)
-    by_path = create_model(pretrained="hf-hub:OpenGVLab/VideoMAE2/distill/vit_s_k710_dl_from_giant.pth",
-                           **TINY_SETTINGS)
+    by_path = create_model(
+        pretrained="hf-hub:OpenGVLab/VideoMAE2/distill/vit_s_k710_dl_from_giant.pth", **TINY_SETTINGS
+    )
     by_name = create_model(pretrained="vit_s_k710_dl_from_giant", **TINY_SETTINGS)
     for loaded in (by_path, by_name):
         torch.testing.assert_close(outputs(loaded), outputs(local), rtol=0, atol=0)
@@ -94,11 +100,14 @@ def test_offline_uses_the_cache_and_says_what_is_missing(hub_env, fake_hub, tmp_
     assert "not in the Hugging Face cache" in str(error.value) and "HF_HUB_OFFLINE is set" in str(error.value)
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("hf-hub:acme/nope", "no Hugging Face repository acme/nope"),
-    ("hf-hub:acme/tiny/missing.pth", "acme/tiny has no file missing.pth at its default branch"),
-    ("hf-hub:acme/tiny@v9", "acme/tiny has no revision 'v9'"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("hf-hub:acme/nope", "no Hugging Face repository acme/nope"),
+        ("hf-hub:acme/tiny/missing.pth", "acme/tiny has no file missing.pth at its default branch"),
+        ("hf-hub:acme/tiny@v9", "acme/tiny has no revision 'v9'"),
+    ],
+)
 def test_missing_repository_file_or_revision(hub_env, fake_hub, tmp_path, ref, message):
     fake_hub.publish("acme/tiny", our_repo(tmp_path, tiny_classifier(5), "ours"))
     with pytest.raises(CheckpointError, match=message) as error:
@@ -109,14 +118,29 @@ def test_missing_repository_file_or_revision(hub_env, fake_hub, tmp_path, ref, m
 @pytest.mark.data_stack
 def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path):
     """HF_ENDPOINT and HF_HOME reach huggingface_hub through the environment alone; views as trained (5 x 3)."""
-    from tests.product.fixtures import moving_frames
+    from tests.apps.fixtures import moving_frames
     from videomae.data.synthetic import encode_video
 
     fake_hub.publish("acme/tiny", our_repo(tmp_path, tiny_classifier(6), "ours"))
     encode_video(str(tmp_path / "clip.mp4"), moving_frames(12, 36, 48, seed=0))
-    result = subprocess.run([sys.executable, "-m", "videomae", "predict", str(tmp_path / "clip.mp4"), "--checkpoint",
-                             "hf-hub:acme/tiny", "--top-k", "3", "--json"],
-                            capture_output=True, text=True, timeout=120, env={**_base_env(), **hub_env})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "videomae",
+            "predict",
+            str(tmp_path / "clip.mp4"),
+            "--checkpoint",
+            "hf-hub:acme/tiny",
+            "--top-k",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_base_env(), **hub_env},
+    )
     assert result.returncode == 0, result.stderr
     (prediction,) = json.loads(result.stdout)
     assert prediction["views"] == 5 * 3 and {entry["label"] for entry in prediction["top_k"]} == set(LABELS)
@@ -124,12 +148,18 @@ def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path)
 
 
 def test_command_line_error_is_one_line(hub_env, fake_hub, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "videomae", "convert", "hf-hub:acme/nope", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120, env={**hub_env, **_base_env()})
+    result = subprocess.run(
+        [sys.executable, "-m", "videomae", "convert", "hf-hub:acme/nope", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**hub_env, **_base_env()},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "videomae convert: error: hf-hub:acme/nope: no Hugging Face repository acme/nope (or it is private: log in "
-        "with `hf auth login` or set HF_TOKEN); check the name"]
+        "with `hf auth login` or set HF_TOKEN); check the name"
+    ]
 
 
 def test_without_huggingface_hub_the_error_says_how_to_install(monkeypatch):

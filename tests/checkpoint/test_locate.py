@@ -22,9 +22,23 @@ def finetune_run(tmp_path_factory):
     from videomae.training import load_recipe, run
 
     out = tmp_path_factory.mktemp("runs") / "ft"
-    run(load_recipe("tiny_finetune", [f"output_dir={out}", *QUIET, "max_steps=2", "save_every=1", "val_every=1",
-                                      "epochs=2", "data.synthetic.num_videos=8", "test_at_end=false",
-                                      "data.sampling_rate=3", "data.test_num_crop=1"]))
+    run(
+        load_recipe(
+            "tiny_finetune",
+            [
+                f"output_dir={out}",
+                *QUIET,
+                "max_steps=2",
+                "save_every=1",
+                "val_every=1",
+                "epochs=2",
+                "data.synthetic.num_videos=8",
+                "test_at_end=false",
+                "data.sampling_rate=3",
+                "data.test_num_crop=1",
+            ],
+        )
+    )
     return out
 
 

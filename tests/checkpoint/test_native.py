@@ -9,9 +9,9 @@ import torch
 
 from tests.checkpoint.helpers import TINY
 from tests.conftest import OFFICIAL_TINY
-from videomae.checkpoint import load_pretrained, save_pretrained
+from videomae.checkpoint import save_pretrained
 from videomae.errors import CheckpointError
-from videomae.models import create_model
+from videomae.factory import create_model, load_pretrained
 
 
 def test_round_trip_pretrain_keeps_decoder_and_outputs(official_tiny, tmp_path):
@@ -23,8 +23,9 @@ def test_round_trip_pretrain_keeps_decoder_and_outputs(official_tiny, tmp_path):
     loaded = create_model(pretrained=str(tmp_path / "ours")).eval()
     assert loaded.config == model.config
     with torch.no_grad():
-        torch.testing.assert_close(loaded(e["video"], e["encoder_mask"], e["decoder_mask"]), e["pretrain_output"],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            loaded(e["video"], e["encoder_mask"], e["decoder_mask"]), e["pretrain_output"], rtol=0, atol=1e-5
+        )
 
 
 def test_round_trip_classifier_with_overrides(official_tiny, tmp_path):
@@ -34,8 +35,9 @@ def test_round_trip_classifier_with_overrides(official_tiny, tmp_path):
     assert loaded.config.num_frames == 8 and loaded.config.drop_path_rate == 0.1
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
-    encoder = load_pretrained(tmp_path / "ours", "vit_small_patch16_224", embed_dim=64, depth=2, num_heads=4,
-                              patch_size=8, num_classes=0)
+    encoder = load_pretrained(
+        tmp_path / "ours", "vit_small_patch16_224", embed_dim=64, depth=2, num_heads=4, patch_size=8, num_classes=0
+    )
     assert "head.weight" not in encoder.state_dict()
 
 
@@ -62,7 +64,11 @@ def test_a_name_does_not_override_the_architecture_a_checkpoint_carries(tmp_path
     save_pretrained(create_model("vit_small_patch16_224", **tiny, num_classes=5), tmp_path / "clf")
     loaded = create_model("vit_small_patch16_224", pretrained=str(tmp_path / "clf"))  # ViT-S name, tiny weights
     assert (loaded.config.embed_dim, loaded.config.depth, loaded.config.num_classes) == (32, 1, 5)
-    save_pretrained(create_model("pretrain_videomae_small_patch16_224", **tiny, decoder_embed_dim=16,
-                                 decoder_depth=1, decoder_num_heads=2), tmp_path / "pt")
+    save_pretrained(
+        create_model(
+            "pretrain_videomae_small_patch16_224", **tiny, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2
+        ),
+        tmp_path / "pt",
+    )
     encoder = create_model("vit_small_patch16_224", pretrained=str(tmp_path / "pt"), num_classes=3)
     assert encoder.config.kind == "classifier" and encoder.config.embed_dim == 32 and encoder.config.num_classes == 3

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from tests.checkpoint.helpers import TINY, fp16, prefixed
-from videomae.checkpoint import load_pretrained, load_pretrained_with_report, load_state_dict_file
+from tests.conftest import OFFICIAL_TINY
+from videomae.checkpoint import load_state_dict_file
 from videomae.checkpoint.official import infer_fields, kinetics_map
 from videomae.errors import CheckpointError
-from videomae.models import build_model, create_model, get_config
-from tests.conftest import OFFICIAL_TINY
+from videomae.factory import create_model, load_pretrained, load_pretrained_with_report
+from videomae.models import build_model, get_config
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -44,31 +45,49 @@ def test_finetune_checkpoint_module_container_matches_official(official_tiny):
 def test_pretrain_encoder_into_classifier(official_tiny, caplog):
     e = official_tiny["expected"]
     with caplog.at_level(logging.INFO, logger="videomae.checkpoint"):
-        model, report = load_pretrained_with_report(OFFICIAL_TINY / "pretrain_checkpoint.pth", kind="classifier",
-                                                    num_classes=7, num_heads=4)
+        model, report = load_pretrained_with_report(
+            OFFICIAL_TINY / "pretrain_checkpoint.pth", kind="classifier", num_classes=7, num_heads=4
+        )
     with torch.no_grad():
         _close(model.eval().forward_features(e["video"]), e["features_from_pretrain_encoder"])
     assert report.ok
-    assert {"mask_token", "encoder_to_decoder.weight", "encoder.norm.weight", "decoder.head.weight"} <= set(report.dropped)
+    assert {"mask_token", "encoder_to_decoder.weight", "encoder.norm.weight", "decoder.head.weight"} <= set(
+        report.dropped
+    )
     assert set(report.initialized) == {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
     assert "decoder.* (30 keys)" in str(report) and "freshly initialized" in caplog.text
 
 
 def test_named_model_takes_checkpoint_head_size(official_tiny):
-    model = load_pretrained(OFFICIAL_TINY / "finetune_checkpoint.pth", "vit_small_patch16_224", embed_dim=64,
-                            depth=2, num_heads=4, patch_size=8)
+    model = load_pretrained(
+        OFFICIAL_TINY / "finetune_checkpoint.pth",
+        "vit_small_patch16_224",
+        embed_dim=64,
+        depth=2,
+        num_heads=4,
+        patch_size=8,
+    )
     assert model.config.num_classes == 7
 
 
 # ------------------------------------------------------------------ layouts, dtypes, prefixes
 
 
-@pytest.mark.parametrize("wrap", [
-    lambda sd: fp16(sd),
-    lambda sd: {"model": prefixed(sd, "_orig_mod.")},
-    lambda sd: {"module": fp16(prefixed(sd, "_orig_mod."))},
-    lambda sd: {"model": sd, "optimizer": {"state": {}}, "epoch": 3, "args": argparse.Namespace(lr=1e-3, model="x")},
-], ids=["raw-fp16", "compiled", "deepspeed-fp16", "training-namespace"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: fp16(sd),
+        lambda sd: {"model": prefixed(sd, "_orig_mod.")},
+        lambda sd: {"module": fp16(prefixed(sd, "_orig_mod."))},
+        lambda sd: {
+            "model": sd,
+            "optimizer": {"state": {}},
+            "epoch": 3,
+            "args": argparse.Namespace(lr=1e-3, model="x"),
+        },
+    ],
+    ids=["raw-fp16", "compiled", "deepspeed-fp16", "training-namespace"],
+)
 def test_finetune_layouts_load(official_tiny, tmp_path, wrap):
     path = tmp_path / "ckpt.pth"
     torch.save(wrap(official_tiny["finetune_state"]), path)
@@ -90,8 +109,16 @@ def test_backbone_prefix_and_deepspeed_directory(official_tiny, tmp_path):
     encoder = {k: v for k, v in official_tiny["finetune_state"].items() if not k.startswith(("head.", "fc_norm."))}
     ds_dir = tmp_path / "checkpoint-9"
     ds_dir.mkdir()
-    torch.save({"module": prefixed(encoder, "backbone."), "param_shapes": [{"a": torch.Size([2])}],
-                "ds_version": "0.14", "global_steps": 10, "dp_world_size": 1}, ds_dir / "mp_rank_00_model_states.pt")
+    torch.save(
+        {
+            "module": prefixed(encoder, "backbone."),
+            "param_shapes": [{"a": torch.Size([2])}],
+            "ds_version": "0.14",
+            "global_steps": 10,
+            "dp_world_size": 1,
+        },
+        ds_dir / "mp_rank_00_model_states.pt",
+    )
     (tmp_path / "latest").write_text("checkpoint-9")
     model, report = load_pretrained_with_report(tmp_path, num_heads=4, num_classes=3)
     assert report.ok and model.config.num_classes == 3
@@ -218,8 +245,9 @@ def test_classifier_checkpoint_into_pretrain_model_fails_strictly(official_tiny)
 # ------------------------------------------------------------------ architecture inference
 
 
-@pytest.mark.parametrize("name", ["pretrain_videomae_giant_patch14_224", "vit_huge_patch16_224",
-                                  "vit_small_patch16_224"])
+@pytest.mark.parametrize(
+    "name", ["pretrain_videomae_giant_patch14_224", "vit_huge_patch16_224", "vit_small_patch16_224"]
+)
 def test_infer_official_architectures(name):
     config = get_config(name, num_classes=710) if name.startswith("vit") else get_config(name)
     with torch.device("meta"):

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from videomae import list_pretrained
-from videomae.cli import main
 from videomae.checkpoint.zoo import zoo_entry
+from videomae.cli import main
 from videomae.models import build_model
 
 ENCODER = {"s": 21_879_936, "b": 86_227_200, "l": 303_860_736, "h": 631_607_040, "g": 1_011_610_752}

@@ -11,14 +11,15 @@ import torch
 
 from tests.conftest import OFFICIAL_TINY
 from videomae.cli import main
-from videomae.models import create_model
+from videomae.factory import create_model
 
 TINY_ARGS = ["--num-heads", "4", "--decoder-num-heads", "2", "--num-frames", "4", "--img-size", "32"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "videomae", "convert", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "videomae", "convert", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_official_pretrain_to_ours_keeps_decoder(official_tiny, tmp_path):
@@ -30,8 +31,9 @@ def test_official_pretrain_to_ours_keeps_decoder(official_tiny, tmp_path):
     e = official_tiny["expected"]
     model = create_model(pretrained=str(tmp_path / "ours")).eval()
     with torch.no_grad():
-        torch.testing.assert_close(model(e["video"], e["encoder_mask"], e["decoder_mask"]), e["pretrain_output"],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            model(e["video"], e["encoder_mask"], e["decoder_mask"]), e["pretrain_output"], rtol=0, atol=1e-5
+        )
 
 
 def test_bad_file_exits_2_without_traceback(tmp_path):
@@ -42,8 +44,10 @@ def test_bad_file_exits_2_without_traceback(tmp_path):
 
 
 def test_ours_to_hf_and_back(official_tiny, tmp_path, capsys):
-    assert main(["convert", str(OFFICIAL_TINY / "finetune_checkpoint.pth"), str(tmp_path / "ours"),
-                 "--num-heads", "4"]) == 0
+    assert (
+        main(["convert", str(OFFICIAL_TINY / "finetune_checkpoint.pth"), str(tmp_path / "ours"), "--num-heads", "4"])
+        == 0
+    )
     assert main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf"), "--format", "hf"]) == 0
     hf_config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert hf_config["architectures"] == ["VideoMAEForVideoClassification"] and len(hf_config["id2label"]) == 7

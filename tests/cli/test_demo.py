@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from tests.product.fixtures import assert_user_error, run_cli
+from tests.apps.fixtures import assert_user_error, run_cli
 
 
 def test_quick_demo_writes_every_output(tmp_path):
@@ -24,8 +24,20 @@ def test_quick_demo_writes_every_output(tmp_path):
     assert (out / "finetuned_pretrained" / "labels.txt").is_file()
     assert len(list((out / "samples").glob("*/*.mp4"))) == 8
 
-    predicted = run_cli("predict", str(out / "samples"), "--checkpoint", str(out / "finetuned_pretrained"),
-                        "--clips", "1", "--crops", "1", "--sampling-rate", "1", "--top-k", "1")
+    predicted = run_cli(
+        "predict",
+        str(out / "samples"),
+        "--checkpoint",
+        str(out / "finetuned_pretrained"),
+        "--clips",
+        "1",
+        "--crops",
+        "1",
+        "--sampling-rate",
+        "1",
+        "--top-k",
+        "1",
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("(1 views)") == 8
 

@@ -6,15 +6,22 @@ import json
 
 import numpy as np
 
-from tests.product.fixtures import assert_user_error, assets, run_cli  # noqa: F401  (assets is a fixture)
+from tests.apps.fixtures import assert_user_error, assets, run_cli  # noqa: F401  (assets is a fixture)
 
 WINDOWS = ["--clip-len", "4", "--stride", "2", "--batch-size", "2"]
 
 
 def test_extract_videos_and_frame_folder_then_resume(assets, tmp_path):
     out = tmp_path / "features"
-    args = [str(assets.videos), str(assets.frames), "--checkpoint", str(assets.pretrain), "--output", str(out),
-            *WINDOWS]
+    args = [
+        str(assets.videos),
+        str(assets.frames),
+        "--checkpoint",
+        str(assets.pretrain),
+        "--output",
+        str(out),
+        *WINDOWS,
+    ]
     first = run_cli("extract", *args)
     assert first.returncode == 0, first.stderr
     long = np.load(out / "long.npy")
@@ -33,13 +40,29 @@ def test_extract_videos_and_frame_folder_then_resume(assets, tmp_path):
 
 
 def test_official_tad_matches_the_official_transform(assets, tmp_path):
+    from videomae.apps.extract import official_tad_clip
+    from videomae.apps.inputs import InputVideo
+    from videomae.apps.loading import load_model
     from videomae.cli import main
-    from videomae.product.common import InputVideo, load_model
-    from videomae.product.extract import official_tad_clip
 
     out = tmp_path / "tad"
-    code = main(["extract", str(assets.videos / "long.mp4"), "--checkpoint", str(assets.pretrain), "--output",
-                 str(out), "--official-tad", "--clip-len", "4", "--stride", "4", "--input-size", "32"])
+    code = main(
+        [
+            "extract",
+            str(assets.videos / "long.mp4"),
+            "--checkpoint",
+            str(assets.pretrain),
+            "--output",
+            str(out),
+            "--official-tad",
+            "--clip-len",
+            "4",
+            "--stride",
+            "4",
+            "--input-size",
+            "32",
+        ]
+    )
     assert code == 0
     features = np.load(out / "long.npy")
     sidecar = json.loads((out / "long.json").read_text())
@@ -53,24 +76,68 @@ def test_official_tad_matches_the_official_transform(assets, tmp_path):
 
 def test_corrupt_video_is_reported_and_others_finish(assets, tmp_path):
     out = tmp_path / "mixed"
-    result = run_cli("extract", str(assets.corrupt), str(assets.videos / "short.mp4"), "--checkpoint",
-                     str(assets.pretrain), "--output", str(out), *WINDOWS)
+    result = run_cli(
+        "extract",
+        str(assets.corrupt),
+        str(assets.videos / "short.mp4"),
+        "--checkpoint",
+        str(assets.pretrain),
+        "--output",
+        str(out),
+        *WINDOWS,
+    )
     assert_user_error(result, "corrupt: failed", "failed 1")
     assert (out / "short.npy").is_file() and not (out / "corrupt.npy").exists()
 
 
 def test_bad_arguments_fail_cleanly(assets, tmp_path):
-    missing = run_cli("extract", str(assets.videos), "--checkpoint", str(tmp_path / "nope"), "--output",
-                      str(tmp_path))
+    missing = run_cli("extract", str(assets.videos), "--checkpoint", str(tmp_path / "nope"), "--output", str(tmp_path))
     assert_user_error(missing, "does not exist")
     from videomae.cli import main
 
-    assert main(["extract", str(assets.videos), "--checkpoint", str(assets.pretrain), "--output", str(tmp_path),
-                 "--shard", "3/2"]) == 2
-    assert main(["extract", str(tmp_path / "no_such_video.mp4"), "--checkpoint", str(assets.pretrain),
-                 "--output", str(tmp_path)]) == 2
-    assert main(["extract", str(assets.videos), "--checkpoint", str(assets.pretrain), "--output", str(tmp_path),
-                 "--stride", "0"]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(assets.videos),
+                "--checkpoint",
+                str(assets.pretrain),
+                "--output",
+                str(tmp_path),
+                "--shard",
+                "3/2",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path / "no_such_video.mp4"),
+                "--checkpoint",
+                str(assets.pretrain),
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "extract",
+                str(assets.videos),
+                "--checkpoint",
+                str(assets.pretrain),
+                "--output",
+                str(tmp_path),
+                "--stride",
+                "0",
+            ]
+        )
+        == 2
+    )
 
 
 def test_extract_windows_look_like_training(assets, tmp_path):
@@ -81,12 +148,28 @@ def test_extract_windows_look_like_training(assets, tmp_path):
     trained = tmp_path / "trained"
     shutil.copytree(assets.pretrain, trained)
     write_preprocessing(Preprocessing(num_frames=4, sampling_rate=3, input_size=32, short_side_size=40), trained)
-    result = run_cli("extract", str(assets.videos / "long.mp4"), "--checkpoint", str(trained), "--output",
-                     str(tmp_path / "features"), "--stride", "2")
+    result = run_cli(
+        "extract",
+        str(assets.videos / "long.mp4"),
+        "--checkpoint",
+        str(trained),
+        "--output",
+        str(tmp_path / "features"),
+        "--stride",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     sidecar = json.loads((tmp_path / "features" / "long.json").read_text())
     assert (sidecar["clip_len"], sidecar["frame_interval"], sidecar["short_side"]) == (4, 3, 40)
     assert sidecar["window_starts"] == list(range(0, 20 - 10 + 1, 2))  # span (4 - 1) x 3 + 1 = 10 frames
-    override = run_cli("extract", str(assets.videos / "long.mp4"), "--checkpoint", str(trained), "--output",
-                       str(tmp_path / "other"), "--frame-interval", "1")
+    override = run_cli(
+        "extract",
+        str(assets.videos / "long.mp4"),
+        "--checkpoint",
+        str(trained),
+        "--output",
+        str(tmp_path / "other"),
+        "--frame-interval",
+        "1",
+    )
     assert override.returncode == 0 and "--frame-interval 1 differs from the 3" in override.stderr

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.product.fixtures import run_cli
+from tests.apps.fixtures import run_cli
 from videomae.cli import build_parser, main
 
-SUBCOMMANDS = ("pretrain", "finetune", "eval", "probe", "distill", "extract", "predict", "visualize", "convert",
-               "data", "demo")
+SUBCOMMANDS = (
+    "pretrain",
+    "finetune",
+    "eval",
+    "probe",
+    "distill",
+    "extract",
+    "predict",
+    "visualize",
+    "convert",
+    "data",
+    "demo",
+)
 
 
 def _subparsers():

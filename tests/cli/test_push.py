@@ -9,7 +9,7 @@ from tests.checkpoint.fake_hub import fake_hub, hub_env  # noqa: F401  (fixtures
 from tests.checkpoint.helpers import outputs, tiny_classifier
 from videomae.checkpoint import locate, read_labels, save_hf
 from videomae.cli import main
-from videomae.models import create_model
+from videomae.factory import create_model
 
 
 def test_push_then_load_by_name(hub_env, fake_hub, tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ from data_helpers import VIDEO_SPECS, make_frames  # noqa: E402
 
 from videomae.data.synthetic import encode_video  # noqa: E402
 
+
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, str]:
     """name -> path of a real encoded clip (keyframe every 8 frames so seeking is exercised)."""
@@ -32,8 +33,9 @@ def broken_videos(videos, tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("broken")
     data = open(videos["h264_96x64"], "rb").read()
     faststart = str(folder / "faststart.mp4")
-    encode_video(faststart, make_frames(40, 64, 96), fps=25, options={"g": "8"},
-                 container_options={"movflags": "faststart"})
+    encode_video(
+        faststart, make_frames(40, 64, 96), fps=25, options={"g": "8"}, container_options={"movflags": "faststart"}
+    )
     front_index = open(faststart, "rb").read()
     paths = {"missing": str(folder / "missing.mp4")}
     (folder / "empty.mp4").write_bytes(b"")

@@ -39,8 +39,16 @@ def sequential_frames(path: str) -> np.ndarray:
 
 def tiny_config(**overrides):
     """Small clips for fast dataset tests."""
-    settings = dict(num_frames=4, sampling_rate=2, input_size=32, short_side_size=32, patch_size=16,
-                    tubelet_size=2, num_workers=0, max_bad_fraction=0.5)
+    settings = dict(
+        num_frames=4,
+        sampling_rate=2,
+        input_size=32,
+        short_side_size=32,
+        patch_size=16,
+        tubelet_size=2,
+        num_workers=0,
+        max_bad_fraction=0.5,
+    )
     settings.update(overrides)
     return DataConfig(**settings)
 

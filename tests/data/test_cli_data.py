@@ -27,11 +27,11 @@ def test_scan_all_good_exits_zero(source, tmp_path, capsys):
 
 
 def test_scan_reports_bad_files(source, broken_videos, tmp_path, capsys):
-    rows = [f"{os.path.join(source, '000_dir/video_00000.mp4')} 0 -1"] + \
-        [f"{broken_videos[k]} 0 -1" for k in ("missing", "empty", "truncated", "garbage")]
+    rows = [f"{os.path.join(source, '000_dir/video_00000.mp4')} 0 -1"] + [
+        f"{broken_videos[k]} 0 -1" for k in ("missing", "empty", "truncated", "garbage")
+    ]
     report = tmp_path / "bad.jsonl"
-    assert run(["data", "scan", write_lines(tmp_path / "pt.txt", rows), "--report", str(report),
-                "--workers", "1"]) == 1
+    assert run(["data", "scan", write_lines(tmp_path / "pt.txt", rows), "--report", str(report), "--workers", "1"]) == 1
     entries = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(entries) == 4 and all(e["path"] and e["reason"] for e in entries)
     printed = capsys.readouterr().out.splitlines()[1:]

@@ -26,8 +26,9 @@ def synthetic_dir(tmp_path_factory) -> tuple[str, str]:
 
 
 def synthetic_cfg(**overrides):
-    return tiny_config(synthetic=SyntheticConfig(num_videos=8, num_classes=4, num_frames=24, height=48, width=48),
-                       **overrides)
+    return tiny_config(
+        synthetic=SyntheticConfig(num_videos=8, num_classes=4, num_frames=24, height=48, width=48), **overrides
+    )
 
 
 def test_pretrain_item_shapes_and_masks():
@@ -50,8 +51,9 @@ def test_items_depend_on_seed_epoch_index_only():
     first, second = build_dataset(cfg, "pretrain", "train", seed=3), build_dataset(cfg, "pretrain", "train", seed=3)
     second.set_epoch(1)
     assert torch.equal(first[2]["video"], second[(0, 2)]["video"])
-    assert not torch.equal(first[(1, 2)]["encoder_mask"], first[(0, 2)]["encoder_mask"]) or \
-        not torch.equal(first[(1, 2)]["video"], first[(0, 2)]["video"])
+    assert not torch.equal(first[(1, 2)]["encoder_mask"], first[(0, 2)]["encoder_mask"]) or not torch.equal(
+        first[(1, 2)]["video"], first[(0, 2)]["video"]
+    )
 
 
 def test_loader_output_is_independent_of_worker_count():
@@ -69,8 +71,9 @@ def test_loader_output_is_independent_of_worker_count():
 
 def test_finetune_from_real_videos_all_splits(synthetic_dir):
     out, manifest = synthetic_dir
-    cfg = tiny_config(manifest=manifest, root=out, num_sample=2, test_num_segment=2, test_num_crop=3,
-                      short_side_size=32)
+    cfg = tiny_config(
+        manifest=manifest, root=out, num_sample=2, test_num_segment=2, test_num_crop=3, short_side_size=32
+    )
     train = build_dataset(cfg, "finetune", "train")
     assert train.num_classes == 3 and train.class_names is None
     item = train[4]
@@ -94,8 +97,12 @@ def test_hybrid_sources_use_their_own_interval(synthetic_dir, frame_folder, tmp_
     out, manifest = synthetic_dir
     folder, _ = frame_folder
     frames_list = write_lines(tmp_path / "frames.txt", [f"{folder} 1 12"])
-    cfg = tiny_config(sources=[SourceConfig(manifest=manifest, root=out, sampling_rate=4),
-                               SourceConfig(manifest=frames_list, sampling_rate=2, frame_template="img_{:05}.png")])
+    cfg = tiny_config(
+        sources=[
+            SourceConfig(manifest=manifest, root=out, sampling_rate=4),
+            SourceConfig(manifest=frames_list, sampling_rate=2, frame_template="img_{:05}.png"),
+        ]
+    )
     dataset = build_dataset(cfg, "pretrain", "train")
     assert [s.sampling_rate for s in dataset.samples] == [4] * 6 + [2]
     assert dataset[6]["video"].shape == (1, 3, 4, 32, 32)
@@ -110,8 +117,12 @@ def test_frame_folder_sparse_finetune(frame_folder, tmp_path):
 
 def test_bad_files_are_replaced_reported_and_counted(synthetic_dir, broken_videos, tmp_path):
     out, manifest = synthetic_dir
-    rows = [f"{os.path.join(out, '000_dir/video_00000.mp4')} 0 -1", f"{broken_videos['garbage']} 0 -1",
-            f"{os.path.join(out, '001_dir/video_00001.mp4')} 0 -1", f"{broken_videos['missing']} 0 -1"]
+    rows = [
+        f"{os.path.join(out, '000_dir/video_00000.mp4')} 0 -1",
+        f"{broken_videos['garbage']} 0 -1",
+        f"{os.path.join(out, '001_dir/video_00001.mp4')} 0 -1",
+        f"{broken_videos['missing']} 0 -1",
+    ]
     listing = write_lines(tmp_path / "pt.txt", rows)
     report_dir = tmp_path / "run"
     dataset = build_dataset(tiny_config(manifest=listing), "pretrain", "train", report_dir=str(report_dir))
@@ -126,8 +137,9 @@ def test_bad_files_are_replaced_reported_and_counted(synthetic_dir, broken_video
 def test_too_many_bad_files_stop_with_clear_error(broken_videos, synthetic_dir, tmp_path):
     out, _ = synthetic_dir
     good = os.path.join(out, "000_dir/video_00000.mp4")
-    listing = write_lines(tmp_path / "pt.txt", [f"{good} 0 -1"] + [f"{broken_videos[k]} 0 -1"
-                                                                     for k in ("empty", "garbage", "truncated")])
+    listing = write_lines(
+        tmp_path / "pt.txt", [f"{good} 0 -1"] + [f"{broken_videos[k]} 0 -1" for k in ("empty", "garbage", "truncated")]
+    )
     dataset = build_dataset(tiny_config(manifest=listing, max_bad_fraction=0.3), "pretrain", "train")
     with pytest.raises(DataError, match="max_bad_fraction"):
         for i in range(4):

@@ -8,11 +8,11 @@ import pickle
 
 import numpy as np
 import pytest
+from data_helpers import VIDEO_SPECS, sequential_frames
 
 from videomae.data import DecodeError, FrameFolderReader, open_video
 from videomae.data.decoders import PyAVReader, SegmentReader, resolve_backend
 from videomae.errors import DataError
-from data_helpers import VIDEO_SPECS, sequential_frames
 
 
 def backend_or_skip(name: str) -> str:
@@ -74,8 +74,16 @@ def test_reads_from_bytes(videos):
     np.testing.assert_array_equal(reader.read([5]), sequential_frames(videos["h264_96x64"])[[5]])
 
 
-@pytest.mark.parametrize("kind,reason", [("missing", "missing"), ("empty", "empty"), ("garbage", "cannot open"),
-                                         ("cut_index", "cannot open"), ("truncated", "truncated")])
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("missing", "missing"),
+        ("empty", "empty"),
+        ("garbage", "cannot open"),
+        ("cut_index", "cannot open"),
+        ("truncated", "truncated"),
+    ],
+)
 def test_bad_files_raise_decode_error_naming_file_and_reason(broken_videos, kind, reason):
     path = broken_videos[kind]
     with pytest.raises(DecodeError, match=reason) as caught:

@@ -12,12 +12,21 @@ from media import FOREIGN_CLIPS, SAMPLE_VIDEOS
 
 from videomae.data import build_dataset, open_video, transforms
 from videomae.data.manifests import Sample
-from videomae.data.tools import check_sample
+from videomae.data.scan import check_sample
 
 # Clips whose frames decord counts as a sequential decode does (it cannot open raw H.264, and it counts the
 # packets an edit list hides or the decoder drops).
-DECORD_COUNTS = ("mpeg2_ps", "h264_ts", "mpeg4_avi_ticks", "msmpeg4_avi_ticks", "h264_mkv_vfr", "mjpeg_mov",
-                 "vp8_webm", "h264_94x62", *SAMPLE_VIDEOS)
+DECORD_COUNTS = (
+    "mpeg2_ps",
+    "h264_ts",
+    "mpeg4_avi_ticks",
+    "msmpeg4_avi_ticks",
+    "h264_mkv_vfr",
+    "mjpeg_mov",
+    "vp8_webm",
+    "h264_94x62",
+    *SAMPLE_VIDEOS,
+)
 
 
 def clip(request, name: str) -> str:
@@ -94,8 +103,11 @@ def test_datasets_load_every_foreign_clip_without_bad_files(foreign_videos, tmp_
     paths = [foreign_videos[name] for name in FOREIGN_CLIPS]
     pretrain = write_lines(tmp_path / "pretrain.txt", [f"{path} 0 -1" for path in paths])
     finetune = write_lines(tmp_path / "finetune.txt", [f"{path} {i % 3}" for i, path in enumerate(paths)])
-    for stage, split, listing in (("pretrain", "train", pretrain), ("finetune", "train", finetune),
-                                  ("finetune", "test", finetune)):
+    for stage, split, listing in (
+        ("pretrain", "train", pretrain),
+        ("finetune", "train", finetune),
+        ("finetune", "test", finetune),
+    ):
         cfg = tiny_config(manifest=listing, max_bad_fraction=0.0, test_num_segment=2, test_num_crop=1)
         dataset = build_dataset(cfg, stage, split, report_dir=str(tmp_path / stage / split))
         for index in range(len(dataset)):

@@ -47,7 +47,9 @@ def test_resume_skips_consumed_samples_once():
 
 
 def test_collate_views_order():
-    batch = [{"video": torch.tensor([[0], [1]]), "label": torch.tensor([7, 7])},
-             {"video": torch.tensor([[10], [11]]), "label": torch.tensor([8, 8])}]
+    batch = [
+        {"video": torch.tensor([[0], [1]]), "label": torch.tensor([7, 7])},
+        {"video": torch.tensor([[10], [11]]), "label": torch.tensor([8, 8])},
+    ]
     out = collate_views(batch)
     assert out["video"].flatten().tolist() == [0, 1, 10, 11] and out["label"].tolist() == [7, 7, 8, 8]

@@ -27,8 +27,10 @@ def test_official_finetune_list(tmp_path):
     assert guess_stage(path) == "finetune"
 
 
-@pytest.mark.parametrize("stage,row", [("finetune", "only_a_path"), ("finetune", "a.mp4 cat"),
-                                       ("pretrain", "a.mp4 0"), ("pretrain", "a.mp4 x -1")])
+@pytest.mark.parametrize(
+    "stage,row",
+    [("finetune", "only_a_path"), ("finetune", "a.mp4 cat"), ("pretrain", "a.mp4 0"), ("pretrain", "a.mp4 x -1")],
+)
 def test_malformed_rows_name_file_line_and_expectation(tmp_path, stage, row):
     path = write_lines(tmp_path / "list.txt", ["good.mp4 0 -1" if stage == "pretrain" else "good.mp4 1", row])
     with pytest.raises(DataError, match=r"list\.txt:2: expected"):
@@ -76,6 +78,7 @@ def test_missing_manifest(tmp_path):
 
 # Relative paths resolve against the manifest's folder, whatever the current directory
 
+
 @pytest.fixture()
 def elsewhere(tmp_path, monkeypatch):
     """A data folder, with the current directory moved to an unrelated one."""
@@ -86,10 +89,15 @@ def elsewhere(tmp_path, monkeypatch):
     return data
 
 
-@pytest.mark.parametrize("lines,stage", [(["path,label", "clips/a.mp4,0"], "finetune"),
-                                         (["clips/a.mp4 0"], "finetune"),
-                                         (["clips/a.mp4 0 -1"], "pretrain"),
-                                         (["key,shard,offset,size,label", "a,clips/a.mp4,0,10,0"], "finetune")])
+@pytest.mark.parametrize(
+    "lines,stage",
+    [
+        (["path,label", "clips/a.mp4,0"], "finetune"),
+        (["clips/a.mp4 0"], "finetune"),
+        (["clips/a.mp4 0 -1"], "pretrain"),
+        (["key,shard,offset,size,label", "a,clips/a.mp4,0,10,0"], "finetune"),
+    ],
+)
 def test_relative_paths_resolve_against_the_manifest_folder(elsewhere, lines, stage):
     sample = read_manifest(write_lines(elsewhere / "list.csv", lines), stage=stage).samples[0]
     assert sample.path == str(elsewhere / "clips" / "a.mp4")
@@ -99,12 +107,15 @@ def test_relative_paths_resolve_against_the_manifest_folder(elsewhere, lines, st
 def test_root_overrides_and_absolute_paths_are_kept(elsewhere, tmp_path):
     path = write_lines(elsewhere / "list.csv", ["path,label", "clips/a.mp4,0", "/abs/b.mp4,1"])
     samples = read_manifest(path, root=str(tmp_path / "videos")).samples
-    assert [(s.path, s.key) for s in samples] == [(str(tmp_path / "videos" / "clips" / "a.mp4"), "clips/a.mp4"),
-                                                   ("/abs/b.mp4", "/abs/b.mp4")]
+    assert [(s.path, s.key) for s in samples] == [
+        (str(tmp_path / "videos" / "clips" / "a.mp4"), "clips/a.mp4"),
+        ("/abs/b.mp4", "/abs/b.mp4"),
+    ]
     assert read_manifest(path, root="rel").samples[0].path == str(tmp_path / "cwd" / "rel" / "clips" / "a.mp4")
 
 
 # Encodings and labels
+
 
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "m.csv"
@@ -113,21 +124,24 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
     assert (found.samples[0].key, found.class_names) == ("clips/été.mp4", ["dog"])
 
 
-@pytest.mark.parametrize("lines,line,message", [
-    (["path,label", "a.mp4,1", "b.mp4,1.5"], 3, "whole-number class index"),
-    (["path,label", "a.mp4,-3"], 2, "negative"),
-    (["path,label", "a.mp4,0", "b.mp4,1000000000"], 3, "at most 100000 classes"),
-    (["path,label", "a.mp4,1", "b.mp4,dog"], 3, "'dog' is a class name but line 2 has a number"),
-    (["path,label", "a.mp4,dog", "b.mp4,2"], 3, "'2' is a number but line 2 has a class name"),
-    (["path,label", "a.mp4,dog", "b.mp4,1.5"], 3, "'1.5' is a number"),
-    (["a.mp4 0", "b.mp4 -3"], 2, "negative"),
-    (["a.mp4 0", "frames/b 40 1000000000"], 2, "at most 100000 classes"),
-    (["path,label,label", "a.mp4,0,0"], 1, "each column once"),
-    (["path,label", ",3"], 2, "a video path"),
-    ([""], 1, "the file is empty"),
-    (["path,label"], 2, "no rows below the header"),
-    (["file,label", "a.mp4,0"], 1, "or a CSV with the header 'path,label"),
-])
+@pytest.mark.parametrize(
+    "lines,line,message",
+    [
+        (["path,label", "a.mp4,1", "b.mp4,1.5"], 3, "whole-number class index"),
+        (["path,label", "a.mp4,-3"], 2, "negative"),
+        (["path,label", "a.mp4,0", "b.mp4,1000000000"], 3, "at most 100000 classes"),
+        (["path,label", "a.mp4,1", "b.mp4,dog"], 3, "'dog' is a class name but line 2 has a number"),
+        (["path,label", "a.mp4,dog", "b.mp4,2"], 3, "'2' is a number but line 2 has a class name"),
+        (["path,label", "a.mp4,dog", "b.mp4,1.5"], 3, "'1.5' is a number"),
+        (["a.mp4 0", "b.mp4 -3"], 2, "negative"),
+        (["a.mp4 0", "frames/b 40 1000000000"], 2, "at most 100000 classes"),
+        (["path,label,label", "a.mp4,0,0"], 1, "each column once"),
+        (["path,label", ",3"], 2, "a video path"),
+        ([""], 1, "the file is empty"),
+        (["path,label"], 2, "no rows below the header"),
+        (["file,label", "a.mp4,0"], 1, "or a CSV with the header 'path,label"),
+    ],
+)
 def test_bad_labels_and_rows_name_file_and_line(tmp_path, lines, line, message):
     path = write_lines(tmp_path / "m.csv", lines)
     with pytest.raises(DataError, match=rf"m\.csv:{line}: .*{re.escape(message)}"):
@@ -143,11 +157,16 @@ def test_non_utf8_file_names_line_and_byte(tmp_path):
 
 def test_integer_labels_are_bounded_by_the_label_file(tmp_path):
     labels = write_lines(tmp_path / "labels.txt", ["dog", "cat"])
-    assert read_manifest(write_lines(tmp_path / "ok.csv", ["path,label", "a.mp4,1"]), labels=labels).class_names \
-        == ["dog", "cat"]
+    assert read_manifest(write_lines(tmp_path / "ok.csv", ["path,label", "a.mp4,1"]), labels=labels).class_names == [
+        "dog",
+        "cat",
+    ]
     for name, rows in (("m.csv", ["path,label", "a.mp4,0", "b.mp4,2"]), ("m.txt", ["a.mp4 0", "x.mp4 1", "b.mp4 2"])):
-        with pytest.raises(DataError, match=rf"{re.escape(name)}:3: label 2 is out of range: the label file "
-                                            rf".*labels\.txt names 2 classes"):
+        with pytest.raises(
+            DataError,
+            match=rf"{re.escape(name)}:3: label 2 is out of range: the label file "
+            rf".*labels\.txt names 2 classes",
+        ):
             read_manifest(write_lines(tmp_path / name, rows), labels=labels)
 
 
@@ -162,8 +181,10 @@ def test_label_file_beside_a_csv_numbers_its_class_names(tmp_path):
 
 def test_label_file_errors_name_the_line(tmp_path):
     with pytest.raises(DataError, match=r"labels\.txt:3: class 'dog' is listed twice \(first on line 1\)"):
-        read_manifest(write_lines(tmp_path / "m.csv", ["path,label", "a.mp4,0"]),
-                      labels=write_lines(tmp_path / "labels.txt", ["dog", "cat", "dog"]))
+        read_manifest(
+            write_lines(tmp_path / "m.csv", ["path,label", "a.mp4,0"]),
+            labels=write_lines(tmp_path / "labels.txt", ["dog", "cat", "dog"]),
+        )
 
 
 def test_folder_without_class_folders_says_how_to_lay_it_out(tmp_path):

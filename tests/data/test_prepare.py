@@ -10,11 +10,10 @@ import pytest
 from data_helpers import make_frames, run_data_command, write_lines
 
 from videomae.cli import main
-from videomae.data import open_video, read_manifest, write_synthetic_videos
-from videomae.data import DataConfig
+from videomae.data import DataConfig, open_video, read_manifest, write_synthetic_videos
 from videomae.data.build import manifest_of_split
+from videomae.data.prepare import validation_part
 from videomae.data.synthetic import encode_video
-from videomae.data.tools import validation_part
 
 
 @pytest.fixture()
@@ -121,8 +120,23 @@ def test_failed_inputs_are_reported_and_the_others_prepared(source, tmp_path, ca
 
 def test_val_fraction_splits_each_class_the_same_way_for_any_worker_count(source, tmp_path, capsys):
     assert prepare(source, tmp_path / "one", "--val-fraction", "0.3") == 0
-    assert run_data_command(["data", "prepare", str(source), str(tmp_path / "two"), "--short-side", "16",
-                             "--workers", "2", "--val-fraction", "0.3"]) == 0
+    assert (
+        run_data_command(
+            [
+                "data",
+                "prepare",
+                str(source),
+                str(tmp_path / "two"),
+                "--short-side",
+                "16",
+                "--workers",
+                "2",
+                "--val-fraction",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     counts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(c["train"], c["val"]) for c in counts] == [(5, 2), (5, 2)]  # round(0.3 * 4) = 1, round(0.3 * 3) = 1
     one, two = tmp_path / "one", tmp_path / "two"
@@ -157,10 +171,15 @@ def test_val_fraction_outside_zero_one_is_a_usage_error(source, tmp_path, fracti
     assert not (tmp_path / "dst").exists()
 
 
-@pytest.mark.parametrize("content,where", [(b"path,label\na.mp4,0\nb\xe9.mp4,1\n", "m.csv:3: byte 20"),
-                                           (b"path,label\na.mp4,1.5\n", "m.csv:2: expected a whole-number"),
-                                           (b"path,label\na.mp4,0\nb.mp4,cat\n", "m.csv:3: label 'cat'"),
-                                           (b"", "m.csv:1: the file is empty")])
+@pytest.mark.parametrize(
+    "content,where",
+    [
+        (b"path,label\na.mp4,0\nb\xe9.mp4,1\n", "m.csv:3: byte 20"),
+        (b"path,label\na.mp4,1.5\n", "m.csv:2: expected a whole-number"),
+        (b"path,label\na.mp4,0\nb.mp4,cat\n", "m.csv:3: label 'cat'"),
+        (b"", "m.csv:1: the file is empty"),
+    ],
+)
 def test_scan_of_a_malformed_manifest_prints_one_line_and_exits_two(tmp_path, capsys, content, where):
     (tmp_path / "m.csv").write_bytes(content)
     assert main(["data", "scan", str(tmp_path / "m.csv"), "--workers", "1"]) == 2

@@ -54,17 +54,21 @@ def official_dense_test(n, clip_len, rate, chunk_nb, test_num_segment):
         all_index.append(all_index[-1])
     temporal_step = max(1.0 * (len(all_index) - clip_len) / (test_num_segment - 1), 0)
     temporal_start = int(chunk_nb * temporal_step)
-    return all_index[temporal_start:temporal_start + clip_len]
+    return all_index[temporal_start : temporal_start + clip_len]
 
 
 def official_rawframe(n, num_segment, mode, rng=None):
     average_duration = n // num_segment
     if average_duration > 0:
         if mode == "validation":
-            return list(np.multiply(list(range(num_segment)), average_duration)
-                        + np.ones(num_segment, dtype=int) * (average_duration // 2))
-        return list(np.multiply(list(range(num_segment)), average_duration)
-                    + rng.integers(0, average_duration, size=num_segment))
+            return list(
+                np.multiply(list(range(num_segment)), average_duration)
+                + np.ones(num_segment, dtype=int) * (average_duration // 2)
+            )
+        return list(
+            np.multiply(list(range(num_segment)), average_duration)
+            + rng.integers(0, average_duration, size=num_segment)
+        )
     return [0] * (num_segment - n) + list(range(n))
 
 
@@ -107,8 +111,9 @@ def test_dense_train_linspace_stride_and_exact_switch():
 @pytest.mark.parametrize("views", [2, 5])
 def test_dense_test_views_match_official(n, views):
     for chunk in range(views):
-        assert sampling.dense_test_indices(n, 16, 4, chunk, views).tolist() == \
-            official_dense_test(n, 16, 4, chunk, views)
+        assert sampling.dense_test_indices(n, 16, 4, chunk, views).tolist() == official_dense_test(
+            n, 16, 4, chunk, views
+        )
 
 
 def test_dense_test_single_view_is_centred():
@@ -128,13 +133,11 @@ def test_video_sparse_matches_official_dense_code_with_span_one(n):
     for draw in range(3):
         ours = sampling.video_segment_indices(n, 16, np.random.default_rng(draw))
         assert ours.tolist() == official_dense(n, 1, 1, "train", np.random.default_rng(draw), num_segment=16)
-    assert sampling.video_segment_indices(n, 16, None).tolist() == \
-        official_dense(n, 1, 1, "validation", num_segment=16)
+    assert sampling.video_segment_indices(n, 16, None).tolist() == official_dense(n, 1, 1, "validation", num_segment=16)
 
 
 @pytest.mark.parametrize("n", LENGTHS)
 @pytest.mark.parametrize("views", [1, 2, 3])
 def test_sparse_test_matches_official(n, views):
     for chunk in range(views):
-        assert sampling.segment_test_indices(n, 8, chunk, views).tolist() == \
-            official_sparse_test(n, 8, chunk, views)
+        assert sampling.segment_test_indices(n, 8, chunk, views).tolist() == official_sparse_test(n, 8, chunk, views)

@@ -18,8 +18,12 @@ def test_shards_round_trip_through_dataset(tmp_path):
     files = sorted(str(p) for p in src.rglob("*.mp4"))
     items = [(f"clip{i}", open(f, "rb").read(), i % 2) for i, f in enumerate(files)]
     index = write_shards(items, str(tmp_path / "shards"), max_per_shard=2)
-    assert sorted(os.listdir(tmp_path / "shards")) == ["index.csv", "shard-000000.tar", "shard-000001.tar",
-                                                       "shard-000002.tar"]
+    assert sorted(os.listdir(tmp_path / "shards")) == [
+        "index.csv",
+        "shard-000000.tar",
+        "shard-000001.tar",
+        "shard-000002.tar",
+    ]
     streamed = list(iterate_shard(str(tmp_path / "shards" / "shard-000001.tar")))
     assert [name for name, _ in streamed] == ["clip2.mp4", "clip3.mp4"] and streamed[0][1] == items[2][1]
     dataset = build_dataset(tiny_config(manifest=index), "finetune", "val")

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from videomae.data import MixupCutmix
-from videomae.data.transforms import (RandAugmentSpec, apply_seeded, finetune_train_transform,
-                                      multiscale_crop_box, normalize, resize_short_side, multiview_clip, val_clip)
+from videomae.data.transforms import (
+    RandAugmentSpec,
+    apply_seeded,
+    finetune_train_transform,
+    multiscale_crop_box,
+    multiview_clip,
+    normalize,
+    resize_short_side,
+    val_clip,
+)
 from videomae.errors import DataError
 
 
@@ -23,8 +31,21 @@ def official_crop_candidates(image_w, image_h, input_size, scales):
         for j, w in enumerate(crop_w):
             if abs(i - j) <= 1:
                 ws, hs = (image_w - w) // 4, (image_h - h) // 4
-                for a, b in [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
-                             (1, 1), (3, 1), (1, 3), (3, 3)]:
+                for a, b in [
+                    (0, 0),
+                    (4, 0),
+                    (0, 4),
+                    (4, 4),
+                    (2, 2),
+                    (0, 2),
+                    (4, 2),
+                    (2, 4),
+                    (2, 0),
+                    (1, 1),
+                    (3, 1),
+                    (1, 3),
+                    (3, 3),
+                ]:
                     out.add((w, h, a * ws, b * hs))
     return out
 
@@ -112,7 +133,8 @@ def test_cutmix_box_shared_by_frames_and_lambda_is_area():
     video = torch.zeros(2, 3, 4, 16, 16)
     video[1] = 1.0
     mixed, targets = MixupCutmix(3, mixup_alpha=0.0, cutmix_alpha=1.0, label_smoothing=0.0)(
-        video, torch.tensor([0, 2]), torch.Generator().manual_seed(3))
+        video, torch.tensor([0, 2]), torch.Generator().manual_seed(3)
+    )
     pasted = mixed[0, 0]  # (T, H, W): 1 inside the box taken from the partner
     assert all(torch.equal(pasted[0], pasted[t]) for t in range(4))
     lam = 1 - pasted[0].mean().item()

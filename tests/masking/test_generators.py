@@ -30,8 +30,9 @@ def official_running_cell_maps(grid, ratio):
     return np.stack(maps).astype(bool)
 
 
-@pytest.mark.parametrize("grid,ratio,masked_per_frame", [((8, 14, 14), 0.9, 176), ((8, 16, 16), 0.9, 230),
-                                                          ((2, 4, 4), 0.75, 12)])
+@pytest.mark.parametrize(
+    "grid,ratio,masked_per_frame", [((8, 14, 14), 0.9, 176), ((8, 16, 16), 0.9, 230), ((2, 4, 4), 0.75, 12)]
+)
 def test_tube_mask_counts_and_tubes(grid, ratio, masked_per_frame):
     t, h, w = grid
     mask = tube_mask(3, grid, ratio, generator=gen())
@@ -91,7 +92,7 @@ def test_random_and_frame_masks():
     mask = random_mask(5, (4, 5, 5), 0.9, generator=gen())
     assert (mask.sum(-1) == 90).all()
     frames = frame_mask(5, (4, 5, 5), 0.5, generator=gen()).view(5, 4, 25)
-    assert ((frames.all(-1) | ~frames.any(-1))).all()  # whole time slots
+    assert (frames.all(-1) | ~frames.any(-1)).all()  # whole time slots
     assert (frames.all(-1).sum(-1) == 2).all()
 
 
@@ -101,8 +102,10 @@ def test_none_mask_and_errors():
         tube_mask(1, (2, 2, 2), 1.0)
     with pytest.raises(ConfigError, match="unknown mask type"):
         make_mask("blocks", 1, (2, 2, 2), 0.5)
-    assert torch.equal(make_mask("run_cell", 1, (2, 2, 2), 0.5, generator=gen(3)),
-                       running_cell_mask(1, (2, 2, 2), 0.5, generator=gen(3)))
+    assert torch.equal(
+        make_mask("run_cell", 1, (2, 2, 2), 0.5, generator=gen(3)),
+        running_cell_mask(1, (2, 2, 2), 0.5, generator=gen(3)),
+    )
 
 
 def test_masks_follow_the_generator_device():

@@ -12,11 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "videomae"
 
 
 def test_importing_videomae_leaves_the_environment_unchanged():
-    code = ("import json, os; before = dict(os.environ); "
-            "import videomae, videomae.training.objective, videomae.training.parallelize; "
-            "print(json.dumps([before, dict(os.environ)]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=PACKAGE.parent)
+    code = (
+        "import json, os; before = dict(os.environ); "
+        "import videomae, videomae.training.objective, videomae.training.parallelize; "
+        "print(json.dumps([before, dict(os.environ)]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
     before, after = json.loads(done.stdout.strip().splitlines()[-1])
     assert after == before
 

@@ -12,8 +12,18 @@ from videomae.errors import ConfigError
 from videomae.masking import make_mask
 from videomae.models.vit import sinusoid_table
 
-TINY = dict(img_size=32, patch_size=8, num_frames=4, tubelet_size=2, embed_dim=32, depth=2, num_heads=4,
-            decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+TINY = dict(
+    img_size=32,
+    patch_size=8,
+    num_frames=4,
+    tubelet_size=2,
+    embed_dim=32,
+    depth=2,
+    num_heads=4,
+    decoder_embed_dim=16,
+    decoder_depth=1,
+    decoder_num_heads=2,
+)
 
 # Reference §1.2-1.3: exact official parameter counts.
 CLASSIFIER_PARAMS = {  # name: (no head, head 400, head 710)
@@ -88,26 +98,28 @@ def test_classifier_logits_and_features_match_official(official_tiny):
     model.load_state_dict(official_tiny["finetune_state"])
     with torch.no_grad():
         torch.testing.assert_close(model(expected["video"]), expected["finetune_logits"], atol=1e-5, rtol=0)
-        torch.testing.assert_close(model.forward_features(expected["video"]), expected["finetune_features"],
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            model.forward_features(expected["video"]), expected["finetune_features"], atol=1e-5, rtol=0
+        )
 
 
 def test_pretrained_encoder_features_match_official(official_tiny):
-    encoder = {k.removeprefix("encoder."): v for k, v in official_tiny["pretrain_state"].items()
-               if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
+    encoder = {
+        k.removeprefix("encoder."): v
+        for k, v in official_tiny["pretrain_state"].items()
+        if k.startswith("encoder.") and not k.startswith("encoder.norm.")
+    }
     model = create_model("vit_base_patch16_224", **official_tiny["arch"], num_classes=7).eval()
     missing, unexpected = model.load_state_dict(encoder, strict=False)
     assert sorted(missing) == ["fc_norm.bias", "fc_norm.weight", "head.bias", "head.weight"] and not unexpected
     with torch.no_grad():
         features = model.forward_features(official_tiny["expected"]["video"])
-    torch.testing.assert_close(features, official_tiny["expected"]["features_from_pretrain_encoder"],
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(features, official_tiny["expected"]["features_from_pretrain_encoder"], atol=1e-5, rtol=0)
 
 
 def official_sinusoid(n_position: int, d_hid: int) -> np.ndarray:
     """Transcription of the documented official formula (reference §1.1)."""
-    table = np.array([[pos / np.power(10000, 2 * (j // 2) / d_hid) for j in range(d_hid)]
-                      for pos in range(n_position)])
+    table = np.array([[pos / np.power(10000, 2 * (j // 2) / d_hid) for j in range(d_hid)] for pos in range(n_position)])
     table[:, 0::2] = np.sin(table[:, 0::2])
     table[:, 1::2] = np.cos(table[:, 1::2])
     return table.astype(np.float32)
@@ -125,8 +137,9 @@ def test_patch_embedding_of_gathered_tokens_equals_the_convolution():
     conv = model.patch_embed.proj(video).flatten(2).transpose(1, 2)  # (B, N, D), the official path
     idx = torch.tensor([[0, 3, 9, 31], [1, 2, 20, 30]])
     torch.testing.assert_close(model.patch_embed(video), conv, atol=1e-5, rtol=0)
-    torch.testing.assert_close(model.patch_embed(video, idx), torch.gather(conv, 1, idx[..., None].expand(-1, -1, 32)),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        model.patch_embed(video, idx), torch.gather(conv, 1, idx[..., None].expand(-1, -1, 32)), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize("frames,height,width", [(8, 32, 32), (16, 32, 48), (32, 16, 32)])
@@ -243,8 +256,13 @@ def test_unknown_names_and_settings_are_rejected_with_the_valid_choices():
 def test_official_keyword_aliases():
     model = create_model("vit_base_patch16_224", **{**TINY, "num_frames": 8}, num_classes=0)
     assert model.config.num_frames == 8
-    alias = create_model("vit_base_patch16_224", **{k: v for k, v in TINY.items() if k != "num_frames"},
-                         all_frames=8, layer_norm_eps=1e-5, num_classes=0)
+    alias = create_model(
+        "vit_base_patch16_224",
+        **{k: v for k, v in TINY.items() if k != "num_frames"},
+        all_frames=8,
+        layer_norm_eps=1e-5,
+        num_classes=0,
+    )
     assert alias.config.num_frames == 8 and alias.blocks[0].norm1.eps == 1e-5
 
 

@@ -31,8 +31,9 @@ def videomae_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, threads: int = 1) -> subprocess.CompletedProcess:
-    done = subprocess.run(videomae_command(*args), env=cli_env(threads), cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        videomae_command(*args), env=cli_env(threads), cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -44,6 +45,7 @@ def tiny_recipe():
 
     def make(name: str, output_dir, *overrides: str):
         return load_recipe(name, [f"output_dir={output_dir}", *QUIET, *overrides])
+
     return make
 
 
@@ -52,5 +54,6 @@ def cli():
     """Subprocess helpers (test modules cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(run=run_cli, command=videomae_command, env=cli_env, read_losses=read_losses, repo=REPO,
-                           quiet=QUIET)
+    return SimpleNamespace(
+        run=run_cli, command=videomae_command, env=cli_env, read_losses=read_losses, repo=REPO, quiet=QUIET
+    )

@@ -18,27 +18,45 @@ def test_every_recipe_loads():
 
 def test_official_hyperparameters_reach_the_config():
     cfg = load_recipe("vit_g_k710_ft")
-    assert (cfg.batch_size, cfg.epochs, cfg.optim.lr, cfg.optim.layer_decay, cfg.optim.clip_grad) == (3, 35, 1e-3, 0.9,
-                                                                                                     5.0)
+    assert (cfg.batch_size, cfg.epochs, cfg.optim.lr, cfg.optim.layer_decay, cfg.optim.clip_grad) == (
+        3,
+        35,
+        1e-3,
+        0.9,
+        5.0,
+    )
     assert cfg.model_args["drop_path_rate"] == 0.3 and cfg.optim.weight_decay == 0.1
     pt = load_recipe("vit_g_hybrid_pt")
     assert (pt.optim.lr, pt.optim.clip_grad, pt.data.num_sample, pt.optim.betas) == (6e-4, 0.02, 4, (0.9, 0.95))
 
 
 def test_nested_overrides_are_typed():
-    cfg = load_recipe("tiny", ["optim.lr=1e-3", "data.num_frames=8", "optim.betas=[0.8, 0.9]", "max_steps=3",
-                               "data.synthetic.num_videos=12", "optim.clip_grad=none", "output_dir=/tmp/x y"])
+    cfg = load_recipe(
+        "tiny",
+        [
+            "optim.lr=1e-3",
+            "data.num_frames=8",
+            "optim.betas=[0.8, 0.9]",
+            "max_steps=3",
+            "data.synthetic.num_videos=12",
+            "optim.clip_grad=none",
+            "output_dir=/tmp/x y",
+        ],
+    )
     assert cfg.optim.lr == 1e-3 and cfg.data.num_frames == 8 and cfg.optim.betas == (0.8, 0.9)
     assert cfg.max_steps == 3 and cfg.data.synthetic.num_videos == 12 and cfg.optim.clip_grad is None
     assert cfg.output_dir == "/tmp/x y"
 
 
-@pytest.mark.parametrize("override,message", [
-    ("optim.lrr=1", "unknown setting 'optim.lrr'"),
-    ("batch_size=two", "batch_size expects int"),
-    ("precision=fp8", "precision must be one of"),
-    ("noequals", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optim.lrr=1", "unknown setting 'optim.lrr'"),
+        ("batch_size=two", "batch_size expects int"),
+        ("precision=fp8", "precision must be one of"),
+        ("noequals", "key=value"),
+    ],
+)
 def test_bad_overrides_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe("tiny", [override])

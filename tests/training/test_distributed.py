@@ -13,8 +13,14 @@ ARGS = ["pretrain", "tiny", "max_steps=6", "save_every=3", "tensorboard=false", 
 def test_two_processes_match_one(cli, tmp_path):
     cli.run(*ARGS, "batch_size=8", f"output_dir={tmp_path / 'one'}")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "videomae"]
-    done = subprocess.run([*torchrun, *ARGS, "batch_size=4", f"output_dir={tmp_path / 'two'}"], env=cli.env(1),
-                          cwd=cli.repo, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*torchrun, *ARGS, "batch_size=4", f"output_dir={tmp_path / 'two'}"],
+        env=cli.env(1),
+        cwd=cli.repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "x 2 processes" in done.stderr
     one, two = cli.read_losses(tmp_path / "one"), cli.read_losses(tmp_path / "two")

@@ -10,12 +10,18 @@ import torch
 
 import videomae.training.engine as engine
 from videomae.errors import ConfigError
-from videomae.models import create_model
+from videomae.factory import create_model
 from videomae.training import DivergenceError, list_checkpoints, run
-from videomae.training.checkpointing import check_finite
+from videomae.training.state import check_finite
 
-FAST_FT = ["data.synthetic.num_videos=8", "data.num_sample=1", "optim.layer_decay=1.0", "epochs=40", "val_every=0",
-           "test_at_end=false"]
+FAST_FT = [
+    "data.synthetic.num_videos=8",
+    "data.num_sample=1",
+    "optim.layer_decay=1.0",
+    "epochs=40",
+    "val_every=0",
+    "test_at_end=false",
+]
 
 
 def mean(values):
@@ -59,6 +65,7 @@ def test_linear_probe_trains_only_the_head(tiny_recipe, tmp_path, monkeypatch):
         built["before"] = {k: v.clone() for k, v in task.model.state_dict().items()}
         built["model"] = task.model
         return task
+
     monkeypatch.setattr(engine, "build_task", spy)
     encoder = run(tiny_recipe("tiny", tmp_path / "pt", "max_steps=1")).output_dir
     run(tiny_recipe("tiny_probe", tmp_path / "probe", *FAST_FT, "max_steps=5", f"pretrained={encoder}"))
@@ -78,13 +85,22 @@ def test_distillation_runs_with_a_frozen_teacher(tiny_recipe, tmp_path, monkeypa
     import videomae.training.stages as stages
 
     cfg = tiny_recipe("tiny_distill", tmp_path, *FAST_FT, "distill.teacher=teacher.pth", "max_steps=12")
-    teacher = create_model("vit_small_patch16_224", img_size=32, num_frames=4, num_classes=4,
-                           **{k: v for k, v in cfg.model_args.items() if k != "drop_path_rate"})
+    teacher = create_model(
+        "vit_small_patch16_224",
+        img_size=32,
+        num_frames=4,
+        num_classes=4,
+        **{k: v for k, v in cfg.model_args.items() if k != "drop_path_rate"},
+    )
     teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
     real = stages.create_model
-    monkeypatch.setattr(stages, "create_model",
-                        lambda name, pretrained=None, **kw: teacher if pretrained == "teacher.pth" else
-                        real(name, pretrained=pretrained, **kw))
+    monkeypatch.setattr(
+        stages,
+        "create_model",
+        lambda name, pretrained=None, **kw: (
+            teacher if pretrained == "teacher.pth" else real(name, pretrained=pretrained, **kw)
+        ),
+    )
     result = run(cfg)
     assert all(math.isfinite(loss) for loss in result.losses)
     assert mean(result.losses[-4:]) < mean(result.losses[:4])
@@ -104,8 +120,10 @@ def poison_losses(monkeypatch, bad_calls: set[int]):
             value = loss(model, batch, generator)
             calls["n"] += 1
             return value * math.nan if calls["n"] - 1 in bad_calls else value
+
         task.loss = poisoned
         return task
+
     monkeypatch.setattr(engine, "build_task", build)
 
 

@@ -3,8 +3,8 @@
 import torch
 
 from videomae import create_model
-from videomae.training.checkpointing import save_model_dir
 from videomae.training.distributed import Dist
+from videomae.training.state import save_model_dir
 
 TINY = dict(img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=1, num_heads=2, num_classes=3)
 

@@ -38,8 +38,15 @@ def count_lines(path) -> int:
 
 def start(cli, command: list[str], output_dir):
     """The command in its own process group (as a terminal's Ctrl-C or SLURM reaches every process of a run)."""
-    return subprocess.Popen(command + [f"output_dir={output_dir}"], env=cli.env(), cwd=cli.repo, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        command + [f"output_dir={output_dir}"],
+        env=cli.env(),
+        cwd=cli.repo,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def wait_for_steps(process, output_dir, steps: int) -> None:
@@ -51,8 +58,9 @@ def wait_for_steps(process, output_dir, steps: int) -> None:
 
 
 def run_failing(cli, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cli.command(*args), env=cli.env(), cwd=cli.repo, capture_output=True, text=True,
-                          timeout=300, **kwargs)
+    return subprocess.run(
+        cli.command(*args), env=cli.env(), cwd=cli.repo, capture_output=True, text=True, timeout=300, **kwargs
+    )
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *named: str) -> None:
@@ -143,7 +151,8 @@ def test_a_lock_is_stale_only_when_its_run_is_known_to_be_gone(monkeypatch):
 
 @pytest.mark.parametrize("signum, workers", [(signal.SIGTERM, 0), (signal.SIGINT, 2)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_after_the_step_with_a_checkpoint_and_the_rerun_continues_exactly(
-        cli, uninterrupted, tmp_path, signum, workers):
+    cli, uninterrupted, tmp_path, signum, workers
+):
     command = cli.command(*ARGS, f"data.num_workers={workers}")  # loader workers see the signal too, and ignore it
     process = start(cli, command, tmp_path)
     wait_for_steps(process, tmp_path, 3)
@@ -192,7 +201,7 @@ def test_leftovers_of_a_killed_checkpoint_write_are_removed_at_the_next_start(ea
 
 def cut_in_half(path) -> None:
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
 
 
 DAMAGE = {
@@ -278,8 +287,13 @@ def test_a_read_only_output_dir_is_a_one_line_error(cli, tmp_path):
     output_dir = tmp_path / "run"
     output_dir.mkdir(mode=0o555)
     privileged = os.access(output_dir, os.W_OK)  # root
-    done = run_failing(cli, *ARGS, "max_steps=2", f"output_dir={output_dir}",
-                       preexec_fn=without_permission_override if privileged else None)
+    done = run_failing(
+        cli,
+        *ARGS,
+        "max_steps=2",
+        f"output_dir={output_dir}",
+        preexec_fn=without_permission_override if privileged else None,
+    )
     assert_one_line_error(done, str(output_dir / "run.lock"))
 
 
@@ -290,13 +304,14 @@ def limit_file_size() -> None:
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_leaves_no_partial_checkpoint(cli, tmp_path):
-    done = run_failing(cli, *ARGS, "max_steps=2", "save_every=1",
-                       f"output_dir={tmp_path}", preexec_fn=limit_file_size)
+    done = run_failing(cli, *ARGS, "max_steps=2", "save_every=1", f"output_dir={tmp_path}", preexec_fn=limit_file_size)
     assert_one_line_error(done, str(tmp_path / "checkpoints" / "step_00000001"))
     assert os.listdir(tmp_path / "checkpoints") == []  # no checkpoint a resume would pick, no temporary one
     assert count_lines(tmp_path / "metrics.jsonl") == 1 and not (tmp_path / "run.lock").exists()
 
 
 def test_json_records_hold_null_for_non_finite_numbers():
-    assert json_text({"loss": math.nan, "grad_norm": [math.inf, 1.5], "step": 3}) == \
-        '{"loss": null, "grad_norm": [null, 1.5], "step": 3}'
+    assert (
+        json_text({"loss": math.nan, "grad_norm": [math.inf, 1.5], "step": 3})
+        == '{"loss": null, "grad_norm": [null, 1.5], "step": 3}'
+    )

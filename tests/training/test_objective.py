@@ -24,10 +24,12 @@ def official_targets(video, patch, normalize):
 
 def test_targets_match_the_official_fixture(official_tiny):
     expected = official_tiny["expected"]
-    torch.testing.assert_close(pixel_targets(expected["video"], 2, 8), expected["normalized_targets"],
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(pixel_targets(expected["video"], 2, 8, normalize=False), expected["raw_targets"],
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        pixel_targets(expected["video"], 2, 8), expected["normalized_targets"], atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        pixel_targets(expected["video"], 2, 8, normalize=False), expected["raw_targets"], atol=1e-6, rtol=0
+    )
 
 
 def test_targets_follow_the_documented_formula_and_gather_by_index():
@@ -35,14 +37,16 @@ def test_targets_follow_the_documented_formula_and_gather_by_index():
     torch.testing.assert_close(pixel_targets(video, 2, 8), official_targets(video, 8, True))
     idx = torch.tensor([[0, 5, 7], [1, 2, 11]])
     full = official_targets(video, 8, True)
-    torch.testing.assert_close(pixel_targets(video, 2, 8, token_idx=idx),
-                               torch.gather(full, 1, idx[..., None].expand(-1, -1, full.shape[-1])))
+    torch.testing.assert_close(
+        pixel_targets(video, 2, 8, token_idx=idx), torch.gather(full, 1, idx[..., None].expand(-1, -1, full.shape[-1]))
+    )
 
 
 def test_loss_matches_the_official_fixture(official_tiny):
     expected = official_tiny["expected"]
-    loss = pretraining_loss(expected["pretrain_output"], expected["video"], expected["encoder_mask"],
-                            expected["decoder_mask"], 2, 8)
+    loss = pretraining_loss(
+        expected["pretrain_output"], expected["video"], expected["encoder_mask"], expected["decoder_mask"], 2, 8
+    )
     torch.testing.assert_close(loss, expected["loss"], atol=1e-6, rtol=1e-6)
 
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from videomae.models import create_model
+from videomae.factory import create_model
 from videomae.training.config import OptimConfig
 from videomae.training.optim import build_optimizer, build_schedules, cosine_schedule, scaled_lr
 
@@ -61,14 +61,14 @@ def reference_cosine(base, final, total, warmup):
 
 @pytest.mark.parametrize("total,warmup", [(50, 10), (7, 0), (12, 3)])
 def test_cosine_schedule_matches_the_formula(total, warmup):
-    assert cosine_schedule(2e-3, 1e-5, total, warmup).tolist() == pytest.approx(reference_cosine(2e-3, 1e-5, total,
-                                                                                                   warmup), rel=1e-12)
+    assert cosine_schedule(2e-3, 1e-5, total, warmup).tolist() == pytest.approx(
+        reference_cosine(2e-3, 1e-5, total, warmup), rel=1e-12
+    )
 
 
 def test_schedule_sets_group_lr_times_scale_and_weight_decay():
     model = create_model("vit_small_patch16_224", **TINY)
-    cfg = OptimConfig(lr=1e-3, min_lr=1e-6, warmup_epochs=1, layer_decay=0.5, weight_decay=0.05,
-                      weight_decay_end=0.1)
+    cfg = OptimConfig(lr=1e-3, min_lr=1e-6, warmup_epochs=1, layer_decay=0.5, weight_decay=0.05, weight_decay_end=0.1)
     optimizer = build_optimizer(model, cfg)
     schedules = build_schedules(cfg, 1e-3, 1e-6, total_steps=20, steps_per_epoch=4)
     schedules.apply(optimizer, 9)
@@ -93,8 +93,10 @@ def test_adamw_is_fused_and_steps_as_the_per_tensor_reference():
     optimizer = build_optimizer(model, cfg)
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]
     reference = copy.deepcopy(model)
-    reference_groups = [{"params": [dict(reference.named_parameters())[n] for n in g["names"]],
-                         "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+    reference_groups = [
+        {"params": [dict(reference.named_parameters())[n] for n in g["names"]], "weight_decay": g["weight_decay"]}
+        for g in optimizer.param_groups
+    ]
     plain = torch.optim.AdamW(reference_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
     for net in (model, reference):
         for i, param in enumerate(net.parameters()):

@@ -20,19 +20,44 @@ def test_pretrain_then_k710_then_k400(tiny_recipe, tmp_path):
     pretrain = run(tiny_recipe("tiny", tmp_path / "pt", "max_steps=4"))
     assert pretrain.step == 4 and (tmp_path / "pt" / "export" / "config.json").exists()
 
-    k710 = run(tiny_recipe("tiny_finetune", tmp_path / "k710", *SMALL, "max_steps=4",
-                           "data.synthetic.num_classes=710", f"pretrained={tmp_path / 'pt' / 'export'}"))
+    k710 = run(
+        tiny_recipe(
+            "tiny_finetune",
+            tmp_path / "k710",
+            *SMALL,
+            "max_steps=4",
+            "data.synthetic.num_classes=710",
+            f"pretrained={tmp_path / 'pt' / 'export'}",
+        )
+    )
     assert all(loss is not None for loss in k710.losses)
     head710 = load_file(str(tmp_path / "k710" / "export" / "model.safetensors"))["head.weight"]
     assert head710.shape[0] == 710
 
-    k400 = run(tiny_recipe("tiny_finetune", tmp_path / "k400", *SMALL, "max_steps=2", "optim.lr=0",
-                           "data.synthetic.num_classes=400", f"pretrained={tmp_path / 'k710' / 'export'}"))
+    k400 = run(
+        tiny_recipe(
+            "tiny_finetune",
+            tmp_path / "k400",
+            *SMALL,
+            "max_steps=2",
+            "optim.lr=0",
+            "data.synthetic.num_classes=400",
+            f"pretrained={tmp_path / 'k710' / 'export'}",
+        )
+    )
     assert k400.step == 2
     head400 = load_file(str(tmp_path / "k400" / "export" / "model.safetensors"))["head.weight"]
     rows = json.loads(MAP_710_TO_400.read_text())
     torch.testing.assert_close(head400, head710[rows])  # lr 0: exactly the mapped K710 head
 
-    metrics = run(tiny_recipe("tiny_finetune", tmp_path / "eval", "stage=eval", "data.synthetic.num_videos=8",
-                              "data.synthetic.num_classes=400", f"pretrained={tmp_path / 'k400' / 'export'}"))
+    metrics = run(
+        tiny_recipe(
+            "tiny_finetune",
+            tmp_path / "eval",
+            "stage=eval",
+            "data.synthetic.num_videos=8",
+            "data.synthetic.num_classes=400",
+            f"pretrained={tmp_path / 'k400' / 'export'}",
+        )
+    )
     assert metrics["num_videos"] == 8 and (tmp_path / "eval" / "test" / "predictions.jsonl").exists()

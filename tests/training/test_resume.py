@@ -22,8 +22,13 @@ def count_lines(path) -> int:
 
 def kill_when(cli, output_dir, ready) -> None:
     """Start the run, SIGKILL it as soon as `ready(output_dir)` holds (polled every millisecond)."""
-    process = subprocess.Popen(cli.command(*ARGS, f"output_dir={output_dir}"), env=cli.env(),
-                               cwd=cli.repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli.command(*ARGS, f"output_dir={output_dir}"),
+        env=cli.env(),
+        cwd=cli.repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not ready(output_dir) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)

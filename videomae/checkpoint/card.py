@@ -12,15 +12,23 @@ from videomae.models.config import ModelConfig
 MAX_LISTED_LABELS = 10
 # Training settings worth a line in the card: run-config path -> label.
 TRAINING_FIELDS = {
-    ("stage",): "stage", ("model",): "model", ("pretrained",): "initial weights", ("data", "manifest"): "training data",
-    ("epochs",): "epochs", ("batch_size",): "batch size per process", ("accum_steps",): "gradient accumulation",
-    ("optim", "lr"): "base learning rate", ("optim", "weight_decay"): "weight decay",
-    ("optim", "layer_decay"): "layer-wise lr decay", ("distill", "teacher"): "distillation teacher",
+    ("stage",): "stage",
+    ("model",): "model",
+    ("pretrained",): "initial weights",
+    ("data", "manifest"): "training data",
+    ("epochs",): "epochs",
+    ("batch_size",): "batch size per process",
+    ("accum_steps",): "gradient accumulation",
+    ("optim", "lr"): "base learning rate",
+    ("optim", "weight_decay"): "weight decay",
+    ("optim", "layer_decay"): "layer-wise lr decay",
+    ("distill", "teacher"): "distillation teacher",
 }
 
 
-def model_card(config: ModelConfig, labels: list[str] | None, preprocessing: Preprocessing | None,
-               training: dict | None) -> str:
+def model_card(
+    config: ModelConfig, labels: list[str] | None, preprocessing: Preprocessing | None, training: dict | None
+) -> str:
     """README.md text with YAML metadata, for `save_hf`.
 
     Args:
@@ -30,10 +38,14 @@ def model_card(config: ModelConfig, labels: list[str] | None, preprocessing: Pre
         training: the training run's resolved config (config.json of the run), if the export comes from one.
     """
     classifier = config.kind == "classifier" and config.num_classes > 0
-    sections = [_front_matter(classifier), f"# VideoMAE V2 {_kind(config)}\n",
-                "Exported by videomae (VideoMAE V2 in PyTorch) in the transformers VideoMAE layout: "
-                "`transformers` loads it without custom code.\n",
-                "## Model\n", _architecture(config, labels)]
+    sections = [
+        _front_matter(classifier),
+        f"# VideoMAE V2 {_kind(config)}\n",
+        "Exported by videomae (VideoMAE V2 in PyTorch) in the transformers VideoMAE layout: "
+        "`transformers` loads it without custom code.\n",
+        "## Model\n",
+        _architecture(config, labels),
+    ]
     if training:
         sections += ["## Training\n", _training(training)]
     if preprocessing:
@@ -57,9 +69,14 @@ def _kind(config: ModelConfig) -> str:
 
 def _architecture(config: ModelConfig, labels: list[str] | None) -> str:
     height, width = config.image_hw
-    rows = [("architecture", f"ViT, embed_dim {config.embed_dim}, depth {config.depth}, {config.num_heads} heads, "
-                             f"patch {config.patch_size}, tubelet {config.tubelet_size}"),
-            ("input", f"{config.num_frames} frames of {height}x{width} RGB")]
+    rows = [
+        (
+            "architecture",
+            f"ViT, embed_dim {config.embed_dim}, depth {config.depth}, {config.num_heads} heads, "
+            f"patch {config.patch_size}, tubelet {config.tubelet_size}",
+        ),
+        ("input", f"{config.num_frames} frames of {height}x{width} RGB"),
+    ]
     if config.kind == "pretrain":
         rows.append(("decoder", f"width {config.decoder_embed_dim}, depth {config.decoder_depth}"))
     if labels:
@@ -80,25 +97,34 @@ def _training(training: dict) -> str:
 
 
 def _preprocessing(p: Preprocessing) -> str:
-    sampling = (f"{p.num_frames} segments, one frame each" if p.sparse
-                else f"{p.num_frames} frames, frame interval {p.sampling_rate}")
-    return _table([("clip", sampling), ("resize", f"short side {p.short_side_size}"),
-                   ("crop", f"{p.input_size}x{p.input_size}"),
-                   ("normalization", f"mean {list(p.mean)}, std {list(p.std)}"),
-                   ("test views", f"{p.test_num_segment} clips x {p.test_num_crop} crops, softmax averaged")])
+    sampling = (
+        f"{p.num_frames} segments, one frame each"
+        if p.sparse
+        else f"{p.num_frames} frames, frame interval {p.sampling_rate}"
+    )
+    return _table(
+        [
+            ("clip", sampling),
+            ("resize", f"short side {p.short_side_size}"),
+            ("crop", f"{p.input_size}x{p.input_size}"),
+            ("normalization", f"mean {list(p.mean)}, std {list(p.std)}"),
+            ("test views", f"{p.test_num_segment} clips x {p.test_num_crop} crops, softmax averaged"),
+        ]
+    )
 
 
 def _usage(classifier: bool, preprocessing: Preprocessing | None) -> str:
     if not classifier:
-        return ("```python\nfrom transformers import AutoModel\n\nmodel = AutoModel.from_pretrained(\"OWNER/REPO\")"
-                "\n```\n")
+        return '```python\nfrom transformers import AutoModel\n\nmodel = AutoModel.from_pretrained("OWNER/REPO")\n```\n'
     rate = f", frame_sampling_rate={preprocessing.sampling_rate}" if preprocessing and not preprocessing.sparse else ""
-    return ("```python\nfrom transformers import pipeline\n\n"
-            "classify = pipeline(\"video-classification\", model=\"OWNER/REPO\")\n"
-            f"classify(\"video.mp4\"{rate})\n```\n\n"
-            "With the test views it was evaluated with (videomae):\n\n"
-            "```python\nimport videomae\n\npredictor = videomae.Predictor(\"hf-hub:OWNER/REPO\")\n"
-            "predictor(\"video.mp4\")\n```\n")
+    return (
+        "```python\nfrom transformers import pipeline\n\n"
+        'classify = pipeline("video-classification", model="OWNER/REPO")\n'
+        f'classify("video.mp4"{rate})\n```\n\n'
+        "With the test views it was evaluated with (videomae):\n\n"
+        '```python\nimport videomae\n\npredictor = videomae.Predictor("hf-hub:OWNER/REPO")\n'
+        'predictor("video.mp4")\n```\n'
+    )
 
 
 def _table(rows: list[tuple[str, str]]) -> str:

@@ -39,13 +39,19 @@ logger = logging.getLogger("videomae.checkpoint")
 HF_FIXED_EPS = 1e-5  # transformers builds fc_norm and decoder.norm as nn.LayerNorm(width)
 # Sub-keys of one transformer block: ours -> transformers (the qkv weight is handled apart).
 BLOCK_KEYS = {
-    "norm1": "layernorm_before", "norm2": "layernorm_after", "attn.proj": "attention.output.dense",
-    "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense",
-    "attn.q_bias": "attention.attention.q_bias", "attn.v_bias": "attention.attention.v_bias",
+    "norm1": "layernorm_before",
+    "norm2": "layernorm_after",
+    "attn.proj": "attention.output.dense",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+    "attn.q_bias": "attention.attention.q_bias",
+    "attn.v_bias": "attention.attention.v_bias",
 }
 QKV = ("query", "key", "value")
-NEW_BIAS_NAMES = {".attention.attention.query.bias": ".attention.attention.q_bias",
-                  ".attention.attention.value.bias": ".attention.attention.v_bias"}
+NEW_BIAS_NAMES = {
+    ".attention.attention.query.bias": ".attention.attention.q_bias",
+    ".attention.attention.value.bias": ".attention.attention.v_bias",
+}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 PREPROCESSOR_FILE = "preprocessor_config.json"
 CARD_FILE = "README.md"
@@ -75,7 +81,7 @@ def hf_names(key: str, base: str) -> list[str]:
         base: "videomae." inside the task models, "" for a bare VideoMAEModel.
     """
     if key.startswith("encoder."):
-        key = key[len("encoder."):]
+        key = key[len("encoder.") :]
     if match := re.fullmatch(r"(decoder\.)?blocks\.(\d+)\.(.+)", key):
         decoder, index, rest = match.groups()
         prefix = "decoder.decoder_layers." if decoder else f"{base}encoder.layer."
@@ -137,21 +143,35 @@ def config_from_hf(hf: dict, kind: str, num_classes: int) -> ModelConfig:
     mlp_ratio = hidden / width
     if kind == "pretrain":
         if hf.get("use_mean_pooling", True):
-            raise CheckpointError("a Hugging Face pretraining model with use_mean_pooling=true has no final encoder "
-                                  "norm; the VideoMAE pretraining model always has one")
+            raise CheckpointError(
+                "a Hugging Face pretraining model with use_mean_pooling=true has no final encoder "
+                "norm; the VideoMAE pretraining model always has one"
+            )
         if int(decoder_width * mlp_ratio) != hf.get("decoder_intermediate_size", 1536):
-            raise CheckpointError("the Hugging Face decoder MLP width is not decoder_hidden_size x "
-                                  "intermediate_size/hidden_size; VideoMAE shares one mlp_ratio")
+            raise CheckpointError(
+                "the Hugging Face decoder MLP width is not decoder_hidden_size x "
+                "intermediate_size/hidden_size; VideoMAE shares one mlp_ratio"
+            )
     image = hf.get("image_size", 224)
     return ModelConfig(
-        kind=kind, img_size=tuple(image) if isinstance(image, (list, tuple)) else int(image),
-        patch_size=_square(hf.get("patch_size", 16), "patch_size"), num_frames=hf.get("num_frames", 16),
-        tubelet_size=hf.get("tubelet_size", 2), in_chans=hf.get("num_channels", 3), embed_dim=width,
-        depth=hf.get("num_hidden_layers", 12), num_heads=hf.get("num_attention_heads", 12), mlp_ratio=mlp_ratio,
-        qkv_bias=hf.get("qv_bias", hf.get("qkv_bias", True)), norm_eps=hf.get("layer_norm_eps", 1e-12),
-        num_classes=num_classes, use_mean_pooling=hf.get("use_mean_pooling", True),
-        drop_rate=hf.get("hidden_dropout_prob", 0.0), attn_drop_rate=hf.get("attention_probs_dropout_prob", 0.0),
-        decoder_embed_dim=decoder_width, decoder_depth=hf.get("decoder_num_hidden_layers", 4),
+        kind=kind,
+        img_size=tuple(image) if isinstance(image, (list, tuple)) else int(image),
+        patch_size=_square(hf.get("patch_size", 16), "patch_size"),
+        num_frames=hf.get("num_frames", 16),
+        tubelet_size=hf.get("tubelet_size", 2),
+        in_chans=hf.get("num_channels", 3),
+        embed_dim=width,
+        depth=hf.get("num_hidden_layers", 12),
+        num_heads=hf.get("num_attention_heads", 12),
+        mlp_ratio=mlp_ratio,
+        qkv_bias=hf.get("qv_bias", hf.get("qkv_bias", True)),
+        norm_eps=hf.get("layer_norm_eps", 1e-12),
+        num_classes=num_classes,
+        use_mean_pooling=hf.get("use_mean_pooling", True),
+        drop_rate=hf.get("hidden_dropout_prob", 0.0),
+        attn_drop_rate=hf.get("attention_probs_dropout_prob", 0.0),
+        decoder_embed_dim=decoder_width,
+        decoder_depth=hf.get("decoder_num_hidden_layers", 4),
         decoder_num_heads=hf.get("decoder_num_attention_heads", 6),
         head_norm_eps=HF_FIXED_EPS,  # transformers builds fc_norm and the decoder norm with its default eps
     )
@@ -171,10 +191,16 @@ def image_processor_config(preprocessing: Preprocessing) -> dict:
     the short side, centre crop, scale to [0, 1], normalize. `num_frames` records the clip length as trained."""
     return {
         "image_processor_type": "VideoMAEImageProcessor",
-        "do_resize": True, "size": {"shortest_edge": preprocessing.short_side_size}, "resample": PIL_BILINEAR,
-        "do_center_crop": True, "crop_size": {"height": preprocessing.input_size, "width": preprocessing.input_size},
-        "do_rescale": True, "rescale_factor": 1 / 255,
-        "do_normalize": True, "image_mean": list(preprocessing.mean), "image_std": list(preprocessing.std),
+        "do_resize": True,
+        "size": {"shortest_edge": preprocessing.short_side_size},
+        "resample": PIL_BILINEAR,
+        "do_center_crop": True,
+        "crop_size": {"height": preprocessing.input_size, "width": preprocessing.input_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(preprocessing.mean),
+        "image_std": list(preprocessing.std),
         "num_frames": preprocessing.num_frames,
     }
 
@@ -189,18 +215,29 @@ def config_to_hf(config: ModelConfig, labels: list[str] | None = None) -> dict:
     """A transformers VideoMAEConfig (config.json contents) for our config."""
     image = config.img_size if isinstance(config.img_size, int) else list(config.image_hw)
     hf = {
-        "architectures": [hf_class(config)], "model_type": "videomae", "image_size": image,
-        "patch_size": config.patch_size, "num_channels": config.in_chans, "num_frames": config.num_frames,
-        "tubelet_size": config.tubelet_size, "hidden_size": config.embed_dim,
-        "num_hidden_layers": config.depth, "num_attention_heads": config.num_heads,
-        "intermediate_size": int(config.embed_dim * config.mlp_ratio), "hidden_act": "gelu",
-        "hidden_dropout_prob": config.drop_rate, "attention_probs_dropout_prob": config.attn_drop_rate,
-        "layer_norm_eps": config.norm_eps, "qkv_bias": config.qkv_bias,
+        "architectures": [hf_class(config)],
+        "model_type": "videomae",
+        "image_size": image,
+        "patch_size": config.patch_size,
+        "num_channels": config.in_chans,
+        "num_frames": config.num_frames,
+        "tubelet_size": config.tubelet_size,
+        "hidden_size": config.embed_dim,
+        "num_hidden_layers": config.depth,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": int(config.embed_dim * config.mlp_ratio),
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": config.drop_rate,
+        "attention_probs_dropout_prob": config.attn_drop_rate,
+        "layer_norm_eps": config.norm_eps,
+        "qkv_bias": config.qkv_bias,
         # the pretraining encoder always ends in a norm, which transformers only builds without mean pooling
         "use_mean_pooling": config.use_mean_pooling and config.kind == "classifier",
-        "decoder_hidden_size": config.decoder_embed_dim, "decoder_num_hidden_layers": config.decoder_depth,
+        "decoder_hidden_size": config.decoder_embed_dim,
+        "decoder_num_hidden_layers": config.decoder_depth,
         "decoder_num_attention_heads": config.decoder_num_heads,
-        "decoder_intermediate_size": int(config.decoder_embed_dim * config.mlp_ratio), "norm_pix_loss": True,
+        "decoder_intermediate_size": int(config.decoder_embed_dim * config.mlp_ratio),
+        "norm_pix_loss": True,
     }
     if config.kind == "classifier" and config.num_classes:
         names = labels or [f"LABEL_{i}" for i in range(config.num_classes)]
@@ -246,8 +283,13 @@ def read_hf(directory: Path, hf: dict) -> tuple[dict[str, torch.Tensor], ModelCo
     return from_hf_state(hf_state, our_keys, base), config, notes
 
 
-def save_hf(model: nn.Module, directory: str | Path, labels: list[str] | None = None,
-            preprocessing: Preprocessing | None = None, training: dict | None = None) -> Path:
+def save_hf(
+    model: nn.Module,
+    directory: str | Path,
+    labels: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    training: dict | None = None,
+) -> Path:
     """Write `model` as a transformers VideoMAE directory, ready for `pipeline("video-classification")` and upload.
 
     Files: config.json (id2label from `labels`), model.safetensors, preprocessor_config.json, README.md (model card)
@@ -275,19 +317,28 @@ def save_hf(model: nn.Module, directory: str | Path, labels: list[str] | None = 
         for key in [key for key in state if key.startswith("fc_norm.")]:
             state.pop(key)
             logger.warning("%s left out: transformers' VideoMAEModel has no pooling norm", key)
-    eps = {module.eps for module in (getattr(model, "fc_norm", None), getattr(getattr(model, "decoder", None),
-                                                                                "norm", None)) if module is not None}
+    eps = {
+        module.eps
+        for module in (getattr(model, "fc_norm", None), getattr(getattr(model, "decoder", None), "norm", None))
+        if module is not None
+    }
     if not headless and eps - {HF_FIXED_EPS}:
-        logger.warning("transformers uses LayerNorm eps %s in fc_norm / decoder.norm, this model %s: outputs will "
-                       "differ very slightly", HF_FIXED_EPS, ", ".join(map(str, sorted(eps))))
+        logger.warning(
+            "transformers uses LayerNorm eps %s in fc_norm / decoder.norm, this model %s: outputs will "
+            "differ very slightly",
+            HF_FIXED_EPS,
+            ", ".join(map(str, sorted(eps))),
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(to_hf_state(state, "" if headless else "videomae."), str(directory / WEIGHT_FILES[0]),
-              metadata={"format": "pt"})
+    save_file(
+        to_hf_state(state, "" if headless else "videomae."), str(directory / WEIGHT_FILES[0]), metadata={"format": "pt"}
+    )
     _write_json(directory / "config.json", config_to_hf(config, labels))
     size = config.image_hw[0]
-    processor_settings = preprocessing or Preprocessing(num_frames=config.num_frames, input_size=size,
-                                                        short_side_size=size)
+    processor_settings = preprocessing or Preprocessing(
+        num_frames=config.num_frames, input_size=size, short_side_size=size
+    )
     _write_json(directory / PREPROCESSOR_FILE, image_processor_config(processor_settings))
     if preprocessing is not None:
         write_preprocessing(preprocessing, directory)

@@ -67,7 +67,8 @@ def read_json(path: Path) -> dict:
 def is_opengvlab_config(config: dict) -> bool:
     """config.json of an OpenGVLab custom-code VideoMAEv2 repository."""
     return str(config.get("model_type", "")).startswith(OPENGVLAB_MODEL_TYPE) and isinstance(
-        config.get("model_config"), dict)
+        config.get("model_config"), dict
+    )
 
 
 def is_run_config(config: dict) -> bool:
@@ -99,15 +100,25 @@ def _locate_in_run(run_dir: Path) -> Location:
     if (export / "config.json").is_file():
         return Location(export, "videomae", run_dir, f"training run {run_dir}: using export/ (the final model)")
     if (best / "config.json").is_file():
-        return Location(best, "videomae", run_dir,
-                        f"training run {run_dir}: using checkpoints/best (best validation; the run has no export yet)")
+        return Location(
+            best,
+            "videomae",
+            run_dir,
+            f"training run {run_dir}: using checkpoints/best (best validation; the run has no export yet)",
+        )
     steps = step_checkpoints(run_dir)
     if steps:
-        return Location(steps[-1], "step", run_dir,
-                        f"training run {run_dir}: using checkpoints/{steps[-1].name} (the newest training "
-                        f"checkpoint; the run has no export yet)")
-    raise CheckpointError(f"training run {run_dir} has no export/ and no checkpoint yet; let it train until it "
-                          f"saves one, or point at another checkpoint")
+        return Location(
+            steps[-1],
+            "step",
+            run_dir,
+            f"training run {run_dir}: using checkpoints/{steps[-1].name} (the newest training "
+            f"checkpoint; the run has no export yet)",
+        )
+    raise CheckpointError(
+        f"training run {run_dir} has no export/ and no checkpoint yet; let it train until it "
+        f"saves one, or point at another checkpoint"
+    )
 
 
 def locate(path: str | Path) -> Location:
@@ -119,8 +130,9 @@ def locate(path: str | Path) -> Location:
         entry = zoo_entry(str(path))
         if entry is None:
             raise CheckpointError(f"checkpoint {path} does not exist{missing_checkpoint_hint(path)}")
-        return dataclasses.replace(locate(entry.source), note=f"{entry.name}: {entry.source}",
-                                   trained=entry.preprocessing)
+        return dataclasses.replace(
+            locate(entry.source), note=f"{entry.name}: {entry.source}", trained=entry.preprocessing
+        )
     if path.is_file():
         return Location(path, "file")
     if (path / "config.json").is_file():
@@ -133,9 +145,11 @@ def locate(path: str | Path) -> Location:
             return Location(path, "opengvlab")
         if is_run_config(config):
             return _locate_in_run(path)
-        raise CheckpointError(f"{path / 'config.json'} is neither a videomae config (format: videomae), a Hugging Face "
-                              f"VideoMAE config (model_type: videomae), an OpenGVLab VideoMAEv2 config nor a "
-                              f"training run's config; model_type={config.get('model_type')!r}")
+        raise CheckpointError(
+            f"{path / 'config.json'} is neither a videomae config (format: videomae), a Hugging Face "
+            f"VideoMAE config (model_type: videomae), an OpenGVLab VideoMAEv2 config nor a "
+            f"training run's config; model_type={config.get('model_type')!r}"
+        )
     if (path / "meta.json").is_file() and (path / "model.safetensors").is_file():
         return Location(path, "step", enclosing_run(path))
     if (path / "export").is_dir() or (path / "checkpoints").is_dir():

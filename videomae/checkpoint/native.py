@@ -48,8 +48,9 @@ def read_native(directory: Path, config: dict) -> tuple[dict[str, torch.Tensor],
     """The state dict and config of a directory in our format (config.json already parsed)."""
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{directory} is videomae format version {version}; this version reads "
-                              f"{FORMAT_VERSION}: upgrade videomae")
+        raise CheckpointError(
+            f"{directory} is videomae format version {version}; this version reads {FORMAT_VERSION}: upgrade videomae"
+        )
     fields = {key: value for key, value in config.items() if key not in ("format", "format_version")}
     return _read_weights(directory), _model_config(fields, directory / CONFIG_FILE)
 

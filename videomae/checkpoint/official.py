@@ -43,8 +43,10 @@ def resolve_deepspeed(path: Path) -> Path:
         path = path / (path / "latest").read_text().strip()
     weights = path / DEEPSPEED_FILE
     if not weights.is_file():
-        raise CheckpointError(f"{path} is a directory without config.json or {DEEPSPEED_FILE}; "
-                              "expected our format, a Hugging Face model directory or a DeepSpeed checkpoint")
+        raise CheckpointError(
+            f"{path} is a directory without config.json or {DEEPSPEED_FILE}; "
+            "expected our format, a Hugging Face model directory or a DeepSpeed checkpoint"
+        )
     return weights
 
 
@@ -81,10 +83,12 @@ def _unsafe_message(path: Path, error: Exception) -> str:
             names = []
     if not names:
         return f"cannot read {path} as a PyTorch checkpoint (corrupt, truncated or another kind of file)"
-    return (f"refusing to load {path}: it contains code or objects that are not plain tensors "
-            f"(pickle global: {', '.join(sorted(set(names)))}), and unpickling them could run arbitrary code. "
-            "Only tensors, plain containers and argparse.Namespace are accepted. Only if you trust the file and "
-            "its source: open it once with weights_only=False, re-save just its state dict with torch.save, and load that.")
+    return (
+        f"refusing to load {path}: it contains code or objects that are not plain tensors "
+        f"(pickle global: {', '.join(sorted(set(names)))}), and unpickling them could run arbitrary code. "
+        "Only tensors, plain containers and argparse.Namespace are accepted. Only if you trust the file and "
+        "its source: open it once with weights_only=False, re-save just its state dict with torch.save, and load that."
+    )
 
 
 def unwrap_container(obj: object, source: str) -> dict[str, torch.Tensor]:
@@ -96,13 +100,15 @@ def unwrap_container(obj: object, source: str) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         found = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{source} holds no state dict: expected tensors at the top level or under "
-                              f"{' / '.join(repr(k) for k in CONTAINER_KEYS)}, found {found}")
+        raise CheckpointError(
+            f"{source} holds no state dict: expected tensors at the top level or under "
+            f"{' / '.join(repr(k) for k in CONTAINER_KEYS)}, found {found}"
+        )
     return dict(obj)
 
 
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {key[len(prefix):] if key.startswith(prefix) else key: value for key, value in state.items()}
+    return {key[len(prefix) :] if key.startswith(prefix) else key: value for key, value in state.items()}
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -120,7 +126,7 @@ def encoder_view(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The classifier-style keys of any checkpoint: `encoder.`/`backbone.` prefixes stripped."""
     for prefix in BACKBONE_PREFIXES:
         if any(key.startswith(prefix) for key in state):
-            return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     return state
 
 
@@ -129,8 +135,9 @@ def encoder_view(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------------------------
 
 
-def checkpoint_filter_fn(state: dict[str, torch.Tensor], model: nn.Module, report: LoadReport,
-                         remap_kinetics: bool = True) -> dict[str, torch.Tensor]:
+def checkpoint_filter_fn(
+    state: dict[str, torch.Tensor], model: nn.Module, report: LoadReport, remap_kinetics: bool = True
+) -> dict[str, torch.Tensor]:
     """Adapt a cleaned official-layout state dict to `model`, recording what was dropped or re-initialized.
 
     A classifier takes the encoder of a pretraining checkpoint (the decoder is dropped, fc_norm and head
@@ -158,8 +165,9 @@ def checkpoint_filter_fn(state: dict[str, torch.Tensor], model: nn.Module, repor
     return fit_head(result, model, report, remap_kinetics)
 
 
-def fit_head(state: dict[str, torch.Tensor], model: nn.Module, report: LoadReport,
-             remap_kinetics: bool = True) -> dict[str, torch.Tensor]:
+def fit_head(
+    state: dict[str, torch.Tensor], model: nn.Module, report: LoadReport, remap_kinetics: bool = True
+) -> dict[str, torch.Tensor]:
     """Make the checkpoint head fit the model's label set (official fine-tuning rules, reference §2.3).
 
     A 710-row head going into a 400/600/700-class model keeps the rows of those classes (new row i = old row
@@ -210,8 +218,10 @@ def _heads(width: int, table: dict[int, int], setting: str, overrides: dict) -> 
     if setting in overrides:
         return int(overrides[setting])
     if width not in table:
-        raise CheckpointError(f"cannot tell {setting} from a checkpoint of width {width} (not an official "
-                              f"width: {sorted(table)}); pass {setting}=... or a model name")
+        raise CheckpointError(
+            f"cannot tell {setting} from a checkpoint of width {width} (not an official "
+            f"width: {sorted(table)}); pass {setting}=... or a model name"
+        )
     return table[width]
 
 
@@ -224,25 +234,37 @@ def infer_fields(state: dict[str, torch.Tensor], overrides: dict) -> dict:
     """
     encoder = encoder_view(state)
     if "patch_embed.proj.weight" not in encoder:
-        raise CheckpointError("not a VideoMAE checkpoint: no patch_embed.proj.weight among its keys "
-                              f"({', '.join(sorted(state)[:5])}, ...)")
+        raise CheckpointError(
+            "not a VideoMAE checkpoint: no patch_embed.proj.weight among its keys "
+            f"({', '.join(sorted(state)[:5])}, ...)"
+        )
     width, in_chans, tubelet, patch, _ = encoder["patch_embed.proj.weight"].shape
     hidden = encoder["blocks.0.mlp.fc1.weight"].shape[0] if "blocks.0.mlp.fc1.weight" in encoder else 4 * width
     fields = {
-        "embed_dim": width, "in_chans": in_chans, "tubelet_size": tubelet, "patch_size": patch,
-        "depth": _count_blocks(encoder, "blocks."), "mlp_ratio": hidden / width,  # 6144/1408 == 48/11 exactly
+        "embed_dim": width,
+        "in_chans": in_chans,
+        "tubelet_size": tubelet,
+        "patch_size": patch,
+        "depth": _count_blocks(encoder, "blocks."),
+        "mlp_ratio": hidden / width,  # 6144/1408 == 48/11 exactly
         "num_heads": _heads(width, OFFICIAL_HEADS, "num_heads", overrides),
         "qkv_bias": "blocks.0.attn.q_bias" in encoder,
     }
     if is_pretrain_state(state) and overrides.get("kind", "pretrain") == "pretrain":
         decoder_width = state["encoder_to_decoder.weight"].shape[0]
-        fields.update(kind="pretrain", num_classes=0, decoder_embed_dim=decoder_width,
-                      decoder_depth=_count_blocks(state, "decoder.blocks."),
-                      decoder_num_heads=_heads(decoder_width, OFFICIAL_DECODER_HEADS, "decoder_num_heads",
-                                               overrides))
+        fields.update(
+            kind="pretrain",
+            num_classes=0,
+            decoder_embed_dim=decoder_width,
+            decoder_depth=_count_blocks(state, "decoder.blocks."),
+            decoder_num_heads=_heads(decoder_width, OFFICIAL_DECODER_HEADS, "decoder_num_heads", overrides),
+        )
     else:
         # an unprefixed final `norm` is a classifier pooled through it (official --use_cls); a prefixed one is
         # the pretraining encoder's, unused by mean pooling
-        fields.update(kind="classifier", use_mean_pooling="norm.weight" not in state,
-                      num_classes=encoder["head.weight"].shape[0] if "head.weight" in encoder else 0)
+        fields.update(
+            kind="classifier",
+            use_mean_pooling="norm.weight" not in state,
+            num_classes=encoder["head.weight"].shape[0] if "head.weight" in encoder else 0,
+        )
     return fields

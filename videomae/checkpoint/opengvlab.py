@@ -20,12 +20,31 @@ from videomae.models.config import ModelConfig
 
 WRAPPER_PREFIX = "model."  # the custom PreTrainedModel keeps the VisionTransformer as `self.model`
 # model_config entries every official model has at these values; ours builds exactly these.
-FIXED_SETTINGS = {"qk_scale": None, "init_values": 0.0, "use_learnable_pos_emb": False, "cos_attn": False,
-                  "norm_layer": "nn.LayerNorm"}
+FIXED_SETTINGS = {
+    "qk_scale": None,
+    "init_values": 0.0,
+    "use_learnable_pos_emb": False,
+    "cos_attn": False,
+    "norm_layer": "nn.LayerNorm",
+}
 # model_config entries that are ModelConfig fields (official names; `layer_norm_eps` is our norm_eps).
-ARCHITECTURE_SETTINGS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
-                         "qkv_bias", "layer_norm_eps", "drop_rate", "attn_drop_rate", "drop_path_rate",
-                         "tubelet_size", "use_mean_pooling", "num_frames")
+ARCHITECTURE_SETTINGS = (
+    "img_size",
+    "patch_size",
+    "in_chans",
+    "num_classes",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "qkv_bias",
+    "layer_norm_eps",
+    "drop_rate",
+    "attn_drop_rate",
+    "drop_path_rate",
+    "tubelet_size",
+    "use_mean_pooling",
+    "num_frames",
+)
 
 
 def read_opengvlab(directory: Path, config: dict) -> tuple[dict[str, torch.Tensor], ModelConfig, list[str]]:
@@ -33,8 +52,10 @@ def read_opengvlab(directory: Path, config: dict) -> tuple[dict[str, torch.Tenso
     settings = config["model_config"]
     for key, expected in FIXED_SETTINGS.items():
         if settings.get(key, expected) != expected:
-            raise CheckpointError(f"{directory / 'config.json'}: model_config {key}={settings[key]!r} is not "
-                                  f"supported (every official VideoMAE V2 model has {expected!r})")
+            raise CheckpointError(
+                f"{directory / 'config.json'}: model_config {key}={settings[key]!r} is not "
+                f"supported (every official VideoMAE V2 model has {expected!r})"
+            )
     state = strip_prefix(read_weight_files(directory), WRAPPER_PREFIX)
     fields = {key: settings[key] for key in ARCHITECTURE_SETTINGS if key in settings}
     if "blocks.0.mlp.fc1.weight" in state:  # exact: a JSON mlp_ratio for ViT-g (48/11) may be rounded
@@ -44,8 +65,11 @@ def read_opengvlab(directory: Path, config: dict) -> tuple[dict[str, torch.Tenso
     try:
         model_config = ModelConfig(kind="classifier").replace(**fields)
     except (ConfigError, TypeError) as error:
-        raise CheckpointError(f"{directory / 'config.json'} does not describe a model this version can build: "
-                              f"{error}") from None
-    note = (f"OpenGVLab custom-code {config.get('model_type')} read as the official VisionTransformer "
-            f"({model_config.num_classes} classes); its modeling code was not run")
+        raise CheckpointError(
+            f"{directory / 'config.json'} does not describe a model this version can build: {error}"
+        ) from None
+    note = (
+        f"OpenGVLab custom-code {config.get('model_type')} read as the official VisionTransformer "
+        f"({model_config.num_classes} classes); its modeling code was not run"
+    )
     return state, model_config, [note]

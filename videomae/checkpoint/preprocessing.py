@@ -53,11 +53,12 @@ class Preprocessing:
     decoder_mask_ratio: float = 0.5
 
     @classmethod
-    def from_fields(cls, fields: dict) -> "Preprocessing":
+    def from_fields(cls, fields: dict) -> Preprocessing:
         """From a dict holding at least these fields (a DataConfig's, or preprocessing.json); others are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {key: tuple(value) if key in ("mean", "std") else value
-                  for key, value in fields.items() if key in known}
+        values = {
+            key: tuple(value) if key in ("mean", "std") else value for key, value in fields.items() if key in known
+        }
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -72,5 +73,6 @@ def read_preprocessing_file(path: Path) -> Preprocessing:
     try:
         return Preprocessing.from_fields(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not a valid preprocessing record ({error}); delete it to use the "
-                              f"command's defaults") from None
+        raise CheckpointError(
+            f"{path} is not a valid preprocessing record ({error}); delete it to use the command's defaults"
+        ) from None

@@ -63,8 +63,10 @@ class LoadReport:
             parts.append(f"{len(self.unexpected)} unexpected (e.g. {self.unexpected[0]})")
         if self.mismatched:
             key, got, want = self.mismatched[0]
-            parts.append(f"{len(self.mismatched)} mis-shaped (e.g. {key} is {list(got)} in the checkpoint, "
-                         f"{list(want)} in the model)")
+            parts.append(
+                f"{len(self.mismatched)} mis-shaped (e.g. {key} is {list(got)} in the checkpoint, "
+                f"{list(want)} in the model)"
+            )
         return ", ".join(parts)
 
     def __str__(self) -> str:
@@ -99,8 +101,9 @@ def _compact(keys: list[str], limit: int = 6) -> str:
     groups: dict[str, list[str]] = defaultdict(list)
     for key in keys:
         groups[key.split(".")[0]].append(key)
-    parts = [f"{top}.* ({len(members)} keys)" if len(members) > 2 else ", ".join(members)
-             for top, members in groups.items()]
+    parts = [
+        f"{top}.* ({len(members)} keys)" if len(members) > 2 else ", ".join(members) for top, members in groups.items()
+    ]
     text = ", ".join(parts[:limit])
     return text + (f", ... ({len(parts) - limit} more groups)" if len(parts) > limit else "")
 
@@ -123,15 +126,23 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], report: LoadRepo
     own = model.state_dict()
     report.missing = [key for key in own if key not in state and key not in report.initialized]
     report.unexpected = [key for key in state if key not in own]
-    report.mismatched = [(key, tuple(value.shape), tuple(own[key].shape)) for key, value in state.items()
-                         if key in own and value.shape != own[key].shape]
+    report.mismatched = [
+        (key, tuple(value.shape), tuple(own[key].shape))
+        for key, value in state.items()
+        if key in own and value.shape != own[key].shape
+    ]
     if strict and not report.ok:
         logger.warning("%s", report)
-        raise CheckpointError(f"{report.source} does not fit the model: {report.problems()} keys; give the model name "
-                              f"or architecture settings it was trained with, or load non-strictly to keep what fits")
+        raise CheckpointError(
+            f"{report.source} does not fit the model: {report.problems()} keys; give the model name "
+            f"or architecture settings it was trained with, or load non-strictly to keep what fits"
+        )
     bad = {key for key, _, _ in report.mismatched}
-    casts = {f"{value.dtype} -> {own[key].dtype}" for key, value in state.items()
-             if key in own and value.dtype != own[key].dtype}
+    casts = {
+        f"{value.dtype} -> {own[key].dtype}"
+        for key, value in state.items()
+        if key in own and value.dtype != own[key].dtype
+    }
     if casts:
         report.notes.append("cast " + ", ".join(sorted(casts)))
     fitting = {key: value.to(own[key].dtype) for key, value in state.items() if key in own and key not in bad}

@@ -59,8 +59,9 @@ class ZooEntry:
         return get_config(self.model, **overrides)
 
 
-def _v2_file(name: str, folder: str, model: str, stage: str, classes: int, dataset: str, size: str,
-             file: str | None = None) -> ZooEntry:
+def _v2_file(
+    name: str, folder: str, model: str, stage: str, classes: int, dataset: str, size: str, file: str | None = None
+) -> ZooEntry:
     return ZooEntry(name, model, stage, classes, dataset, size, f"{OPENGVLAB_FILES}/{folder}/{file or name + '.pth'}")
 
 
@@ -69,25 +70,63 @@ def _v2_repo(size_name: str, model: str, size: str) -> ZooEntry:
     return ZooEntry(name, model, "encoder", 0, "UnlabeledHybrid", size, f"hf-hub:OpenGVLab/{name}")
 
 
-def _v1_repo(name: str, model: str, stage: str, classes: int, dataset: str, size: str,
-             settings: tuple[tuple[str, object], ...] = ()) -> ZooEntry:
+def _v1_repo(
+    name: str,
+    model: str,
+    stage: str,
+    classes: int,
+    dataset: str,
+    size: str,
+    settings: tuple[tuple[str, object], ...] = (),
+) -> ZooEntry:
     return ZooEntry(name, model, stage, classes, dataset, size, f"hf-hub:MCG-NJU/{name}", settings)
 
 
 ZOO: tuple[ZooEntry, ...] = (
     # OpenGVLab/VideoMAE2: the official VideoMAE V2 files (.pth state dicts; fine-tuned giants and students are fp16)
-    _v2_file("vit_g_hybrid_pt_1200e", "mae-g", "pretrain_videomae_giant_patch14_224", "pretrain", 0,
-             "UnlabeledHybrid", "4.11 GB"),
+    _v2_file(
+        "vit_g_hybrid_pt_1200e",
+        "mae-g",
+        "pretrain_videomae_giant_patch14_224",
+        "pretrain",
+        0,
+        "UnlabeledHybrid",
+        "4.11 GB",
+    ),
     _v2_file("vit_g_hybrid_pt_1200e_k710_ft", "mae-g", "vit_giant_patch14_224", "finetune", 710, "K710", "2.03 GB"),
     _v2_file("vit_g_hybrid_pt_1200e_ssv2_ft", "mae-g", "vit_giant_patch14_224", "finetune", 174, "SSv2", "2.02 GB"),
     _v2_file("vit_s_k710_dl_from_giant", "distill", "vit_small_patch16_224", "distill", 710, "K710", "44.3 MB"),
     _v2_file("vit_b_k710_dl_from_giant", "distill", "vit_base_patch16_224", "distill", 710, "K710", "174 MB"),
-    _v2_file("vit_b_hybrid_pt_800e", "mae-b", "vit_base_patch16_224", "encoder", 0, "UnlabeledHybrid", "0.69 GB",
-             "pytorch_model.bin"),
-    _v2_file("vit_l_hybrid_pt_1200e", "mae-l", "vit_large_patch16_224", "encoder", 0, "UnlabeledHybrid", "2.43 GB",
-             "pytorch_model.bin"),
-    _v2_file("vit_h_hybrid_pt_1200e", "mae-h", "vit_huge_patch16_224", "encoder", 0, "UnlabeledHybrid", "5.05 GB",
-             "pytorch_model.bin"),
+    _v2_file(
+        "vit_b_hybrid_pt_800e",
+        "mae-b",
+        "vit_base_patch16_224",
+        "encoder",
+        0,
+        "UnlabeledHybrid",
+        "0.69 GB",
+        "pytorch_model.bin",
+    ),
+    _v2_file(
+        "vit_l_hybrid_pt_1200e",
+        "mae-l",
+        "vit_large_patch16_224",
+        "encoder",
+        0,
+        "UnlabeledHybrid",
+        "2.43 GB",
+        "pytorch_model.bin",
+    ),
+    _v2_file(
+        "vit_h_hybrid_pt_1200e",
+        "mae-h",
+        "vit_huge_patch16_224",
+        "encoder",
+        0,
+        "UnlabeledHybrid",
+        "5.05 GB",
+        "pytorch_model.bin",
+    ),
     # OpenGVLab/VideoMAEv2-*: encoders in the custom-code layout (config.json + model.safetensors), read without it
     _v2_repo("Base", "vit_base_patch16_224", "345 MB"),
     _v2_repo("Large", "vit_large_patch16_224", "1.22 GB"),
@@ -104,8 +143,15 @@ ZOO: tuple[ZooEntry, ...] = (
     _v1_repo("videomae-base-short-finetuned-kinetics", "vit_base_patch16_224", "finetune", 400, "K400", "346 MB"),
     _v1_repo("videomae-base-finetuned-ssv2", "vit_base_patch16_224", "finetune", 174, "SSv2", "345 MB"),
     _v1_repo("videomae-base-short-finetuned-ssv2", "vit_base_patch16_224", "finetune", 174, "SSv2", "345 MB"),
-    _v1_repo("videomae-large", "pretrain_videomae_large_patch16_224", "pretrain", 0, "K400", "1.37 GB",
-             (("decoder_depth", 12),)),  # VideoMAE V1 ViT-L pretraining has a 12-block decoder
+    _v1_repo(
+        "videomae-large",
+        "pretrain_videomae_large_patch16_224",
+        "pretrain",
+        0,
+        "K400",
+        "1.37 GB",
+        (("decoder_depth", 12),),
+    ),  # VideoMAE V1 ViT-L pretraining has a 12-block decoder
     _v1_repo("videomae-large-finetuned-kinetics", "vit_large_patch16_224", "finetune", 400, "K400", "1.22 GB"),
     _v1_repo("videomae-huge-finetuned-kinetics", "vit_huge_patch16_224", "finetune", 400, "K400", "2.53 GB"),
 )
@@ -114,9 +160,9 @@ _BY_NAME = {entry.name: entry for entry in ZOO}
 # Start points the official scripts name that OpenGVLab did not publish, and what to do instead.
 UNRELEASED = {
     "vit_b_k710_post_pretrained": "the K710 fine-tuned ViT-B the paper's students start from was not released; "
-                                  "fine-tune one first (recipe vit_b_k710_ft) and point at that run",
+    "fine-tune one first (recipe vit_b_k710_ft) and point at that run",
     "vit_s_k710_post_pretrained": "the K710 fine-tuned ViT-S the paper's students start from was not released; "
-                                  "start from the released student vit_s_k710_dl_from_giant instead",
+    "start from the released student vit_s_k710_dl_from_giant instead",
 }
 
 

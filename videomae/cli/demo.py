@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import sys
 
+from videomae.cli.args import add_command
 from videomae.errors import ConfigError
-from videomae.product.cli_args import add_command
 
 EXAMPLE = """\
 examples:
@@ -23,15 +23,23 @@ samples/ (test clips as .mp4 to try `videomae predict` and `videomae visualize` 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "demo", "show what pretraining buys: moving-digit videos, pretrain + fine-tune vs. scratch, on a CPU",
+        subparsers,
+        "demo",
+        "show what pretraining buys: moving-digit videos, pretrain + fine-tune vs. scratch, on a CPU",
         "Generate moving handwritten-style digits whose classes are motions, pretrain a tiny VideoMAE V2 (dual "
         "masking) on unlabelled clips, fine-tune it on a few labelled clips, train the same model from scratch "
-        "with the same budget, and compare both on held-out clips.", EXAMPLE)
+        "with the same budget, and compare both on held-out clips.",
+        EXAMPLE,
+    )
     parser.add_argument("--output", "-o", default="demo_output", help="output folder (default demo_output)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, init, masks and order (default 0)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run of the same pipeline")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch; 0 = torch's choice (default 1, fastest for this tiny model)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch; 0 = torch's choice (default 1, fastest for this tiny model)",
+    )
     parser.add_argument("--pretrain-epochs", type=int, help="override the pretraining epochs")
     parser.add_argument("--finetune-epochs", type=int, help="override the fine-tuning epochs (both runs)")
     parser.add_argument("--pool-size", type=int, help="override the unlabelled clips for pretraining")
@@ -40,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from videomae.product.demo import DemoConfig, run_demo
+    from videomae.demo.run import DemoConfig, run_demo
 
     for name in ("pretrain_epochs", "finetune_epochs", "pool_size", "train_per_class"):
         value = getattr(args, name)
@@ -57,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     cfg.pool_size = args.pool_size or cfg.pool_size
     cfg.train_per_class = args.train_per_class or cfg.train_per_class
     results = run_demo(cfg, args.output, log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"test top-1: pretrained {results['accuracy_pretrained']:.1f}%, scratch {results['accuracy_scratch']:.1f}% "
-          f"(chance {results['chance']:.1f}%); wrote {args.output}/results.json and report.md "
-          f"in {results['seconds']['total']:.0f} s")
+    print(
+        f"test top-1: pretrained {results['accuracy_pretrained']:.1f}%, scratch {results['accuracy_scratch']:.1f}% "
+        f"(chance {results['chance']:.1f}%); wrote {args.output}/results.json and report.md "
+        f"in {results['seconds']['total']:.0f} s"
+    )
     return 0

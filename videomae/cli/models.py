@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from videomae.product.cli_args import add_command
+from videomae.cli.args import add_command
 
 EXAMPLE = """\
 examples:
@@ -18,10 +18,14 @@ COLUMNS = ("name", "model", "stage", "classes", "dataset", "size", "source")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "models", "list the released checkpoints usable by name",
+        subparsers,
+        "models",
+        "list the released checkpoints usable by name",
         "The released VideoMAE V2 (OpenGVLab) and VideoMAE (MCG-NJU, transformers) checkpoints. A name works "
         "wherever a checkpoint is accepted (--checkpoint, pretrained=, distill.teacher=); it is downloaded from "
-        "the Hugging Face Hub on first use (pip install \"videomae[hf]\") and cached.", EXAMPLE)
+        'the Hugging Face Hub on first use (pip install "videomae[hf]") and cached.',
+        EXAMPLE,
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from videomae.product.cli_args import add_checkpoint_arguments, add_command, add_runtime_arguments
+from videomae.cli.args import add_checkpoint_arguments, add_command, add_runtime_arguments
 
 EXAMPLE = """\
 examples:
@@ -20,20 +20,29 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "predict", "classify videos: multi-view (clips x crops) probabilities with class names",
+        subparsers,
+        "predict",
+        "classify videos: multi-view (clips x crops) probabilities with class names",
         "Classify videos with a fine-tuned model. Each video is cut into clips x crops test views (official "
-        "protocol); their softmax probabilities are averaged.", EXAMPLE)
+        "protocol); their softmax probabilities are averaged.",
+        EXAMPLE,
+    )
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="video files, frame folders or folders of them")
     add_checkpoint_arguments(parser, "fine-tuned classifier", "vit_base_patch16_224")
-    parser.add_argument("--labels", help="class names: k400, k600, k700, k710 or a file with one name per line "
-                        "(default: labels.txt beside the checkpoint, else Kinetics by class count)")
+    parser.add_argument(
+        "--labels",
+        help="class names: k400, k600, k700, k710 or a file with one name per line "
+        "(default: labels.txt beside the checkpoint, else Kinetics by class count)",
+    )
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default 5)")
     parser.add_argument("--clips", type=int, help="temporal views per video (default: as trained, else 5)")
     parser.add_argument("--crops", type=int, help="spatial views per clip (default: as trained, else 3)")
-    parser.add_argument("--sampling-rate", type=int,
-                        help="frame interval inside a clip (default: as trained, else 4)")
-    parser.add_argument("--short-side", type=int,
-                        help="resize the short side to this (default: as trained, else the model's input size)")
+    parser.add_argument("--sampling-rate", type=int, help="frame interval inside a clip (default: as trained, else 4)")
+    parser.add_argument(
+        "--short-side",
+        type=int,
+        help="resize the short side to this (default: as trained, else the model's input size)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_runtime_arguments(parser, "views per forward pass (default 8)")
     parser.set_defaults(func=run)
@@ -41,17 +50,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every video was classified, 1 when some could not be read (each is reported)."""
+    from videomae.apps.inputs import discover_inputs
+    from videomae.apps.loading import say
+    from videomae.apps.predict import Prediction, Predictor, check_counts, format_json, format_table
     from videomae.errors import DataError
-    from videomae.product.common import discover_inputs, say
-    from videomae.product.predict import Prediction, Predictor, check_counts, format_json, format_table
 
-    check_counts({f"--{name.replace('_', '-')}": getattr(args, name)
-                  for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size", "short_side")})
+    check_counts(
+        {
+            f"--{name.replace('_', '-')}": getattr(args, name)
+            for name in ("top_k", "clips", "crops", "sampling_rate", "batch_size", "short_side")
+        }
+    )
     videos = discover_inputs(args.inputs)
-    predictor = Predictor(args.checkpoint, args.device, model=args.model, labels=args.labels, top_k=args.top_k,
-                          clips=args.clips, crops=args.crops, sampling_rate=args.sampling_rate,
-                          short_side=args.short_side, batch_size=args.batch_size, precision=args.precision,
-                          backend=args.backend)
+    predictor = Predictor(
+        args.checkpoint,
+        args.device,
+        model=args.model,
+        labels=args.labels,
+        top_k=args.top_k,
+        clips=args.clips,
+        crops=args.crops,
+        sampling_rate=args.sampling_rate,
+        short_side=args.short_side,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        backend=args.backend,
+    )
     predictions = []
     for video in videos:
         try:

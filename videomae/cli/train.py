@@ -20,8 +20,13 @@ COMMANDS = {
     "eval": "multi-view test of a classifier (clips x crops, official merge)",
 }
 # Which recipe stages each command accepts (a fine-tuning recipe describes the data and model of eval/probe too).
-ACCEPTS = {"pretrain": {"pretrain"}, "finetune": {"finetune"}, "probe": {"finetune", "probe"},
-           "distill": {"distill"}, "eval": {"finetune", "probe", "distill", "eval"}}
+ACCEPTS = {
+    "pretrain": {"pretrain"},
+    "finetune": {"finetune"},
+    "probe": {"finetune", "probe"},
+    "distill": {"distill"},
+    "eval": {"finetune", "probe", "distill", "eval"},
+}
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -32,8 +37,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     recipe_stage = read_recipe(args.recipe).get("stage", "finetune")
     if recipe_stage not in ACCEPTS[args.command]:
-        raise ConfigError(f"recipe {args.recipe!r} is a {recipe_stage} recipe; `videomae {args.command}` takes "
-                          f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes")
+        raise ConfigError(
+            f"recipe {args.recipe!r} is a {recipe_stage} recipe; `videomae {args.command}` takes "
+            f"{' or '.join(sorted(ACCEPTS[args.command]))} recipes"
+        )
     cfg = load_recipe(args.recipe, args.overrides, stage=args.command)
     cfg.require_weights()
     if cfg.stage == "eval":
@@ -48,8 +55,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 # Data settings a model's export records and `videomae eval` takes from it (the recipe's are defaults).
-EVAL_SETTINGS = ("num_frames", "sampling_rate", "sparse", "input_size", "short_side_size", "test_num_segment",
-                 "test_num_crop")
+EVAL_SETTINGS = (
+    "num_frames",
+    "sampling_rate",
+    "sparse",
+    "input_size",
+    "short_side_size",
+    "test_num_segment",
+    "test_num_crop",
+)
 
 
 def with_trained_preprocessing(cfg, overrides: list[str]):
@@ -70,21 +84,34 @@ def with_trained_preprocessing(cfg, overrides: list[str]):
         if f"data.{name}" not in explicit:
             changes[name] = value
         elif wanted != value:
-            print(f"warning: data.{name}={wanted} differs from the {value} the model was trained with ({source})",
-                  file=sys.stderr)
+            print(
+                f"warning: data.{name}={wanted} differs from the {value} the model was trained with ({source})",
+                file=sys.stderr,
+            )
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **changes)).validate()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     for command, help_text in COMMANDS.items():
-        parser = subparsers.add_parser(command, help=help_text, description=help_text + ". Recipes: see "
-                                       "docs/training.md or `python -c 'import videomae.training as t; "
-                                       "print(t.list_recipes())'`.")
+        parser = subparsers.add_parser(
+            command,
+            help=help_text,
+            description=help_text + ". Recipes: see "
+            "docs/training.md or `python -c 'import videomae.training as t; "
+            "print(t.list_recipes())'`.",
+        )
         parser.add_argument("recipe", help="recipe name (e.g. tiny, vit_b_k400_ft) or path to a .toml file")
-        parser.add_argument("overrides", nargs="*", metavar="key=value",
-                            help="settings to change, nested with dots: optim.lr=1e-3 data.num_frames=8 max_steps=100")
+        parser.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="key=value",
+            help="settings to change, nested with dots: optim.lr=1e-3 data.num_frames=8 max_steps=100",
+        )
         if command != "eval":
-            parser.add_argument("--fresh", action="store_true",
-                                help="move an earlier run in output_dir aside (renamed OUTPUT_DIR.old-DATE-TIME) and "
-                                     "start again; without it a run resumes from output_dir's newest checkpoint")
+            parser.add_argument(
+                "--fresh",
+                action="store_true",
+                help="move an earlier run in output_dir aside (renamed OUTPUT_DIR.old-DATE-TIME) and "
+                "start again; without it a run resumes from output_dir's newest checkpoint",
+            )
         parser.set_defaults(func=run_command)

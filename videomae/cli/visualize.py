@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
+from videomae.cli.args import add_checkpoint_arguments, add_command
 from videomae.errors import CheckpointError, ConfigError
-from videomae.product.cli_args import add_checkpoint_arguments, add_command
 
 EXAMPLE = """\
 examples:
@@ -19,19 +19,25 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "visualize", "picture a pretraining model's masked reconstruction of a clip (PNG grid and GIF)",
+        subparsers,
+        "visualize",
+        "picture a pretraining model's masked reconstruction of a clip (PNG grid and GIF)",
         "Mask a clip (tube encoder mask, running-cell decoder mask), reconstruct it with a pretraining checkpoint "
         "and draw rows: original, encoder-visible input, decoder-kept positions, reconstruction (normalized "
-        "predictions mapped back with each patch's own mean and std) and error.", EXAMPLE)
+        "predictions mapped back with each patch's own mean and std) and error.",
+        EXAMPLE,
+    )
     parser.add_argument("video", help="video file or frame folder")
     add_checkpoint_arguments(parser, "pretraining checkpoint with its decoder", "pretrain_videomae_base_patch16_224")
     parser.add_argument("--output", "-o", default="reconstruction.png", help="PNG grid (default reconstruction.png)")
     parser.add_argument("--gif", help="also write an animated GIF here")
     parser.add_argument("--mask-type", help="encoder mask: tube, random or frame (default: as trained, else tube)")
     parser.add_argument("--mask-ratio", type=float, help="encoder mask ratio (default: as trained, else 0.9)")
-    parser.add_argument("--decoder-mask-ratio", type=float,
-                        help="running-cell decoder mask ratio; 0 = reconstruct all hidden tokens "
-                             "(default: as trained, else 0.5)")
+    parser.add_argument(
+        "--decoder-mask-ratio",
+        type=float,
+        help="running-cell decoder mask ratio; 0 = reconstruct all hidden tokens (default: as trained, else 0.5)",
+    )
     parser.add_argument("--sampling-rate", type=int, help="frame interval of the clip (default: as trained, else 4)")
     parser.add_argument("--start", type=int, help="first frame of the clip (default: the centred clip)")
     parser.add_argument("--seed", type=int, default=0, help="mask seed")
@@ -43,11 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from videomae.apps.inputs import discover_inputs
+    from videomae.apps.loading import TrainedSettings, load_model
+    from videomae.apps.visualize import MaskConfig, grid_image, reconstruct, save_gif
     from videomae.data.sampling import dense_val_indices
     from videomae.data.transforms import val_clip
     from videomae.errors import DataError
-    from videomae.product.common import TrainedSettings, discover_inputs, load_model
-    from videomae.product.visualize import MaskConfig, grid_image, reconstruct, save_gif
 
     if args.sampling_rate is not None and args.sampling_rate < 1:
         raise ConfigError(f"--sampling-rate must be at least 1, got {args.sampling_rate}")
@@ -58,15 +65,19 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{args.video} holds {len(videos)} videos; give one video file or frame folder")
     model = load_model(args.checkpoint, args.model)
     if model.config.kind != "pretrain":
-        raise CheckpointError(f"{args.checkpoint} holds a {model.config.kind} without a decoder; visualize needs a "
-                              f"pretraining checkpoint (from `videomae pretrain` or an official *_pt_*.pth)")
+        raise CheckpointError(
+            f"{args.checkpoint} holds a {model.config.kind} without a decoder; visualize needs a "
+            f"pretraining checkpoint (from `videomae pretrain` or an official *_pt_*.pth)"
+        )
     trained = TrainedSettings.of(args.checkpoint)
     rate = trained.pick("--sampling-rate", args.sampling_rate, "sampling_rate", 4)
-    masks = MaskConfig(encoder_type=trained.pick("--mask-type", args.mask_type, "mask_type", "tube"),
-                       encoder_ratio=trained.pick("--mask-ratio", args.mask_ratio, "mask_ratio", 0.9),
-                       decoder_type=trained.pick("decoder mask", None, "decoder_mask_type", "running_cell"),
-                       decoder_ratio=trained.pick("--decoder-mask-ratio", args.decoder_mask_ratio,
-                                                  "decoder_mask_ratio", 0.5), seed=args.seed)
+    masks = MaskConfig(
+        encoder_type=trained.pick("--mask-type", args.mask_type, "mask_type", "tube"),
+        encoder_ratio=trained.pick("--mask-ratio", args.mask_ratio, "mask_ratio", 0.9),
+        decoder_type=trained.pick("decoder mask", None, "decoder_mask_type", "running_cell"),
+        decoder_ratio=trained.pick("--decoder-mask-ratio", args.decoder_mask_ratio, "decoder_mask_ratio", 0.5),
+        seed=args.seed,
+    )
     size, length = model.config.image_hw[0], model.config.num_frames
     reader = videos[0].open(args.backend)
     try:
@@ -82,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
         reader.close()
     video = val_clip(frames, size, size).unsqueeze(0)  # (1, 3, T, S, S)
     result = reconstruct(model, video, masks)
-    described = (f"{masks.encoder_type} {masks.encoder_ratio:g}, decoder {masks.decoder_type} "
-                 f"{masks.decoder_ratio:g}")
+    described = f"{masks.encoder_type} {masks.encoder_ratio:g}, decoder {masks.decoder_type} {masks.decoder_ratio:g}"
     title = f"{os.path.basename(args.video)}: {described}, loss {result.loss:.3f}"
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     grid_image(result, args.scale, title).save(args.output)
-    print(f"wrote {args.output} ({described}; reconstruction loss {result.loss:.4f} on normalized pixels)",
-          file=sys.stderr)
+    print(
+        f"wrote {args.output} ({described}; reconstruction loss {result.loss:.4f} on normalized pixels)",
+        file=sys.stderr,
+    )
     if args.gif:
         save_gif(result, args.gif, args.scale)
         print(f"wrote {args.gif}", file=sys.stderr)

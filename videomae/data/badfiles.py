@@ -67,9 +67,11 @@ class BadFileReport:
         limit = self.max_fraction * self.num_samples
         if len(self.reasons) > limit:
             where = f"; see {self.report_file}" if self.report_file else ""
-            raise DataError(f"{len(self.reasons)} of {self.num_samples} videos are bad, more than "
-                            f"max_bad_fraction={self.max_fraction}{where}. Last: {path}: {reason}. "
-                            f"Run `videomae data scan` on the manifest to list them all.")
+            raise DataError(
+                f"{len(self.reasons)} of {self.num_samples} videos are bad, more than "
+                f"max_bad_fraction={self.max_fraction}{where}. Last: {path}: {reason}. "
+                f"Run `videomae data scan` on the manifest to list them all."
+            )
 
     def _append(self, path: str, reason: str, index: int) -> None:
         if self.report_file:

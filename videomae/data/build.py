@@ -46,8 +46,15 @@ def manifest_of_split(cfg: DataConfig, split: str) -> tuple[str, bool]:
 
 def _synthetic_manifest(cfg: DataConfig) -> Manifest:
     synthetic = cfg.synthetic
-    samples = [Sample(f"synthetic:{i}", label=synthetic_label(i, synthetic.num_classes), key=f"synthetic_{i:06d}",
-                      sampling_rate=cfg.sampling_rate) for i in range(synthetic.num_videos)]
+    samples = [
+        Sample(
+            f"synthetic:{i}",
+            label=synthetic_label(i, synthetic.num_classes),
+            key=f"synthetic_{i:06d}",
+            sampling_rate=cfg.sampling_rate,
+        )
+        for i in range(synthetic.num_videos)
+    ]
     return Manifest(samples, [class_folder(k) for k in range(synthetic.num_classes)])
 
 
@@ -59,19 +66,26 @@ def _file_manifest(cfg: DataConfig, stage: str, split: str) -> Manifest:
         for source in cfg.sources:
             found = read_manifest(source.manifest, source.root, stage)
             samples += with_source(found.samples, source.sampling_rate, source.frame_template, source.start_index)
-            logger.info("source %s: %d samples, sampling interval %d", source.manifest, len(found.samples),
-                        source.sampling_rate)
+            logger.info(
+                "source %s: %d samples, sampling interval %d", source.manifest, len(found.samples), source.sampling_rate
+            )
         return Manifest(samples)
     if cfg.manifest is None:
         raise DataError("no data: set data.manifest, data.sources, or data.synthetic")
     manifest, reused = manifest_of_split(cfg, split)
     if reused:
-        logger.warning("warning: the %s split has no list of its own, so it reuses the training videos (%s) and its "
-                       "accuracy is not a held-out measure; set data.%s_manifest, or prepare the data with "
-                       "`videomae data prepare --val-fraction`", split, manifest, split)
+        logger.warning(
+            "warning: the %s split has no list of its own, so it reuses the training videos (%s) and its "
+            "accuracy is not a held-out measure; set data.%s_manifest, or prepare the data with "
+            "`videomae data prepare --val-fraction`",
+            split,
+            manifest,
+            split,
+        )
     found = read_manifest(manifest, cfg.root, stage, cfg.labels)
-    return Manifest(with_source(found.samples, cfg.sampling_rate, cfg.frame_template, cfg.start_index),
-                    found.class_names)
+    return Manifest(
+        with_source(found.samples, cfg.sampling_rate, cfg.frame_template, cfg.start_index), found.class_names
+    )
 
 
 def _num_classes(manifest: Manifest) -> int:
@@ -84,8 +98,9 @@ def _num_classes(manifest: Manifest) -> int:
     return max(labels) + 1
 
 
-def build_dataset(cfg: DataConfig, stage: str, split: str, *, seed: int = 0,
-                  report_dir: str | None = None) -> VideoDataset:
+def build_dataset(
+    cfg: DataConfig, stage: str, split: str, *, seed: int = 0, report_dir: str | None = None
+) -> VideoDataset:
     """The dataset of a stage and split.
 
     Args:
@@ -105,12 +120,20 @@ def build_dataset(cfg: DataConfig, stage: str, split: str, *, seed: int = 0,
         raise DataError(f"stage must be one of {STAGES} and split one of {SPLITS}, got {stage!r}, {split!r}")
     if cfg.uses_synthetic:
         manifest = _synthetic_manifest(cfg)
-        logger.info("synthetic data: %d moving-square videos, %d classes", len(manifest.samples),
-                    cfg.synthetic.num_classes)
+        logger.info(
+            "synthetic data: %d moving-square videos, %d classes", len(manifest.samples), cfg.synthetic.num_classes
+        )
     else:
         logger.info("video backend: %s (configured %r)", resolve_backend(cfg.backend), cfg.backend)
         manifest = _file_manifest(cfg, stage, split)
     if stage == "pretrain":
         return PretrainDataset(manifest.samples, cfg, split, seed, report_dir)
-    return FinetuneDataset(manifest.samples, cfg, split, seed, report_dir,
-                           num_classes=_num_classes(manifest), class_names=manifest.class_names)
+    return FinetuneDataset(
+        manifest.samples,
+        cfg,
+        split,
+        seed,
+        report_dir,
+        num_classes=_num_classes(manifest),
+        class_names=manifest.class_names,
+    )

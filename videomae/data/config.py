@@ -142,18 +142,35 @@ class DataConfig:
         """Raise `DataError` for settings that cannot work, naming the setting (`data.NAME`)."""
         if self.backend not in BACKENDS:
             raise DataError(f"data.backend: unknown video backend {self.backend!r}; choose one of {list(BACKENDS)}")
-        for name in ("num_frames", "sampling_rate", "input_size", "short_side_size", "num_sample",
-                     "test_num_segment", "test_num_crop", "tubelet_size", "patch_size"):
+        for name in (
+            "num_frames",
+            "sampling_rate",
+            "input_size",
+            "short_side_size",
+            "num_sample",
+            "test_num_segment",
+            "test_num_crop",
+            "tubelet_size",
+            "patch_size",
+        ):
             if getattr(self, name) < 1:
                 raise DataError(f"data.{name} must be at least 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {self.num_workers}")
-        for name, low, high in (("max_bad_fraction", 0.0, 1.0), ("reprob", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
-                                ("mask_ratio", 0.0, 0.999), ("decoder_mask_ratio", 0.0, 0.999),
-                                ("mixup", 0.0, math.inf), ("cutmix", 0.0, math.inf)):
+        for name, low, high in (
+            ("max_bad_fraction", 0.0, 1.0),
+            ("reprob", 0.0, 1.0),
+            ("label_smoothing", 0.0, 1.0),
+            ("mask_ratio", 0.0, 0.999),
+            ("decoder_mask_ratio", 0.0, 0.999),
+            ("mixup", 0.0, math.inf),
+            ("cutmix", 0.0, math.inf),
+        ):
             value = getattr(self, name)
             if not low <= value <= high:  # also refuses NaN
                 raise DataError(f"data.{name} must be in [{low:g}, {high:g}], got {value}")
         if self.short_side_size < self.input_size:
-            raise DataError(f"data.short_side_size={self.short_side_size} is smaller than data.input_size="
-                            f"{self.input_size}; the test crops are short_side_size squares cut from the resized frame")
+            raise DataError(
+                f"data.short_side_size={self.short_side_size} is smaller than data.input_size="
+                f"{self.input_size}; the test crops are short_side_size squares cut from the resized frame"
+            )

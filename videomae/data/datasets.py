@@ -64,8 +64,9 @@ class VideoDataset(Dataset):
         report_dir: folder of the bad-file report.
     """
 
-    def __init__(self, samples: list[Sample], cfg: DataConfig, split: str, seed: int = 0,
-                 report_dir: str | None = None):
+    def __init__(
+        self, samples: list[Sample], cfg: DataConfig, split: str, seed: int = 0, report_dir: str | None = None
+    ):
         if not samples:
             raise DataError("the dataset has no samples")
         self.samples, self.cfg, self.split, self.seed = samples, cfg, split, seed
@@ -104,8 +105,10 @@ class VideoDataset(Dataset):
             else:
                 self.bad_files.failures += 1
             current = replacement_index(self.seed, epoch, index, attempt, len(self.samples))
-        raise DataError(f"sample {index} and {MAX_REPLACEMENTS - 1} replacements all failed to load; "
-                        f"see the bad-file report ({self.bad_files.summary()['bad_files']} bad files so far)")
+        raise DataError(
+            f"sample {index} and {MAX_REPLACEMENTS - 1} replacements all failed to load; "
+            f"see the bad-file report ({self.bad_files.summary()['bad_files']} bad files so far)"
+        )
 
     def read_frames(self, index: int, pick) -> np.ndarray:
         """Frames `pick(num_frames)` of sample `index` as uint8 (T, H, W, 3); the file is closed afterwards."""
@@ -135,9 +138,15 @@ class PretrainDataset(VideoDataset):
         cfg, rate = self.cfg, self.samples[index].sampling_rate
         rng = numpy_generator(self.seed, epoch, index, FRAMES_STREAM)
         frames = self.read_frames(index, lambda n: sampling.pretrain_indices(n, cfg.num_frames, rate, rng))
-        views = [transforms.pretrain_clip(frames, cfg.input_size, cfg.multiscale_crop_scales,
-                                          numpy_generator(self.seed, epoch, index, AUGMENT_STREAM, view))
-                 for view in range(cfg.num_sample)]
+        views = [
+            transforms.pretrain_clip(
+                frames,
+                cfg.input_size,
+                cfg.multiscale_crop_scales,
+                numpy_generator(self.seed, epoch, index, AUGMENT_STREAM, view),
+            )
+            for view in range(cfg.num_sample)
+        ]
         encoder_mask, decoder_mask = self.masks(epoch, index)
         return {"video": torch.stack(views), "encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
 
@@ -148,8 +157,9 @@ class PretrainDataset(VideoDataset):
         encoder = make_mask(cfg.mask_type, cfg.num_sample, self.grid, cfg.mask_ratio, generator=generator)
         if cfg.decoder_mask_ratio == 0:
             return encoder, ~encoder  # plain VideoMAE: reconstruct exactly the hidden tokens
-        decoder = make_mask(cfg.decoder_mask_type, cfg.num_sample, self.grid, cfg.decoder_mask_ratio,
-                            generator=generator)
+        decoder = make_mask(
+            cfg.decoder_mask_type, cfg.num_sample, self.grid, cfg.decoder_mask_ratio, generator=generator
+        )
         return encoder, decoder
 
 
@@ -165,13 +175,25 @@ class FinetuneDataset(VideoDataset):
         class_names: names when the data provides them.
     """
 
-    def __init__(self, samples: list[Sample], cfg: DataConfig, split: str, seed: int = 0,
-                 report_dir: str | None = None, *, num_classes: int, class_names: list[str] | None = None):
+    def __init__(
+        self,
+        samples: list[Sample],
+        cfg: DataConfig,
+        split: str,
+        seed: int = 0,
+        report_dir: str | None = None,
+        *,
+        num_classes: int,
+        class_names: list[str] | None = None,
+    ):
         super().__init__(samples, cfg, split, seed, report_dir)
         self.num_classes, self.class_names = num_classes, class_names
         self.views_per_video = cfg.test_num_segment * cfg.test_num_crop if split == "test" else 1
-        self._augment = (transforms.finetune_train_transform(cfg.input_size, cfg.rand_augment, cfg.flip, cfg.reprob)
-                         if split == "train" else None)
+        self._augment = (
+            transforms.finetune_train_transform(cfg.input_size, cfg.rand_augment, cfg.flip, cfg.reprob)
+            if split == "train"
+            else None
+        )
 
     def __len__(self) -> int:
         return len(self.samples) * self.views_per_video
@@ -204,9 +226,10 @@ class FinetuneDataset(VideoDataset):
     def _load_train(self, epoch: int, index: int, view: int) -> dict[str, torch.Tensor]:
         rng = numpy_generator(self.seed, epoch, index, FRAMES_STREAM)
         frames = self.read_frames(index, lambda n: self._train_indices(index, n, rng))
-        videos = [transforms.apply_seeded(self._augment, frames,
-                                          derive_seed(self.seed, epoch, index, AUGMENT_STREAM, v))
-                  for v in range(self.cfg.num_sample)]
+        videos = [
+            transforms.apply_seeded(self._augment, frames, derive_seed(self.seed, epoch, index, AUGMENT_STREAM, v))
+            for v in range(self.cfg.num_sample)
+        ]
         return self._item(index, videos, view)
 
     def _load_val(self, epoch: int, index: int, view: int) -> dict[str, torch.Tensor]:
@@ -217,6 +240,12 @@ class FinetuneDataset(VideoDataset):
         cfg = self.cfg
         segment, crop = divmod(view, cfg.test_num_crop)
 
-        frames = self.read_frames(index, lambda n: sampling.test_indices(
-            n, cfg.num_frames, cfg.sampling_rate, cfg.sparse, segment, cfg.test_num_segment))
-        return self._item(index, [transforms.multiview_clip(frames, cfg.short_side_size, crop, cfg.test_num_crop)], view)
+        frames = self.read_frames(
+            index,
+            lambda n: sampling.test_indices(
+                n, cfg.num_frames, cfg.sampling_rate, cfg.sparse, segment, cfg.test_num_segment
+            ),
+        )
+        return self._item(
+            index, [transforms.multiview_clip(frames, cfg.short_side_size, crop, cfg.test_num_crop)], view
+        )

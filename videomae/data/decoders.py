@@ -27,9 +27,10 @@ import io
 import itertools
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -71,8 +72,11 @@ class VideoReader(Protocol):
 
 def installed_backends() -> list[str]:
     """Backends importable here, fastest first (PyAV is always last and always present)."""
-    optional = [name for name, module in (("torchcodec", "torchcodec"), ("decord", "decord"))
-                if importlib.util.find_spec(module) is not None]
+    optional = [
+        name
+        for name, module in (("torchcodec", "torchcodec"), ("decord", "decord"))
+        if importlib.util.find_spec(module) is not None
+    ]
     return optional + ["pyav"]
 
 
@@ -409,8 +413,11 @@ class DecordReader(_FileReader):
     def _switch_to_pyav(self) -> None:
         if "decord" not in _announced_fallbacks:
             _announced_fallbacks.add("decord")
-            logger.warning("decord returned frames of the wrong size for %s: decord2 mishandles some frame widths "
-                           "on CPUs with AVX-512; reading such files with PyAV instead", self.path)
+            logger.warning(
+                "decord returned frames of the wrong size for %s: decord2 mishandles some frame widths "
+                "on CPUs with AVX-512; reading such files with PyAV instead",
+                self.path,
+            )
         del self._reader
         self._pyav = PyAVReader(self._source, self._threads)
         self.num_frames = self._pyav.num_frames
@@ -429,8 +436,7 @@ class TorchCodecReader(_FileReader):
         from torchcodec.decoders import VideoDecoder
 
         try:
-            self._decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode="exact",
-                                         num_ffmpeg_threads=threads)
+            self._decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=threads)
             metadata = self._decoder.metadata
         except Exception as error:
             raise DecodeError(f"cannot open: {_error_text(error)}") from error
@@ -500,8 +506,7 @@ class SegmentReader:
         self.path = getattr(reader, "path", None)
         end = reader.num_frames if end is None or end < 0 else min(end, reader.num_frames)
         if not 0 <= start < end:
-            raise DecodeError(f"segment [{start}, {end}) is empty for a video of {reader.num_frames} frames",
-                              self.path)
+            raise DecodeError(f"segment [{start}, {end}) is empty for a video of {reader.num_frames} frames", self.path)
         self._reader, self._start = reader, start
         self.num_frames = end - start
         self.fps = reader.fps

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -36,8 +36,17 @@ class ShardedSampler(Sampler[tuple[int, int]]):
         start_index: samples of this rank to skip in the next iteration only (resume inside an epoch).
     """
 
-    def __init__(self, num_samples: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False, start_index: int = 0):
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        start_index: int = 0,
+    ):
         if not 0 <= rank < world_size:
             raise DataError(f"rank {rank} is outside world_size {world_size}")
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
@@ -63,7 +72,7 @@ class ShardedSampler(Sampler[tuple[int, int]]):
             order = list(range(self.num_samples))
         total = self.per_rank() * self.world_size
         order = (order * math.ceil(total / max(len(order), 1)))[:total]  # pad by wrapping, or cut the tail
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         skip, self.start_index = self.start_index, 0  # resume applies to one iteration only
@@ -102,10 +111,21 @@ def _worker_init(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int,
-                 drop_last: bool, rank: int = 0, world_size: int = 1, pin_memory: bool | None = None,
-                 persistent_workers: bool | None = None, prefetch_factor: int | None = None,
-                 start_index: int = 0) -> DataLoader:
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    num_workers: int,
+    drop_last: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool | None = None,
+    persistent_workers: bool | None = None,
+    prefetch_factor: int | None = None,
+    start_index: int = 0,
+) -> DataLoader:
     """A DataLoader that keeps an accelerator fed and gives the same samples for any worker count.
 
     Args:
@@ -125,8 +145,15 @@ def build_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int,
     Returns:
         The DataLoader; call `loader.sampler.set_epoch(epoch)` before every epoch.
     """
-    sampler = ShardedSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                             drop_last=drop_last, start_index=start_index)
+    sampler = ShardedSampler(
+        len(dataset),
+        shuffle=shuffle,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        drop_last=drop_last,
+        start_index=start_index,
+    )
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
     workers_kwargs = {}
     if num_workers > 0:
@@ -135,5 +162,13 @@ def build_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int,
             "prefetch_factor": prefetch_factor or (4 if pin else 2),
             "worker_init_fn": _worker_init,
         }
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_views, pin_memory=pin, drop_last=drop_last, **workers_kwargs)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        pin_memory=pin,
+        drop_last=drop_last,
+        **workers_kwargs,
+    )

@@ -93,8 +93,9 @@ def _read_text(file: str) -> str:
     except UnicodeDecodeError as error:
         position = skip + error.start
         line = data.count(b"\n", 0, position) + 1
-        raise DataError(f"{file}:{line}: byte {position} (0x{data[position]:02x}) is not UTF-8; re-save the file "
-                        f"as UTF-8") from None
+        raise DataError(
+            f"{file}:{line}: byte {position} (0x{data[position]:02x}) is not UTF-8; re-save the file as UTF-8"
+        ) from None
 
 
 def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -114,8 +115,10 @@ def read_label_file(path: str) -> list[str]:
     for line_number, line in _numbered_lines(_read_text(path)):
         name = line.strip()
         if name in first_seen:
-            raise DataError(f"{path}:{line_number}: class {name!r} is listed twice (first on line "
-                            f"{first_seen[name]}); list each class once, in index order")
+            raise DataError(
+                f"{path}:{line_number}: class {name!r} is listed twice (first on line "
+                f"{first_seen[name]}); list each class once, in index order"
+            )
         if name:
             names.append(name)
             first_seen[name] = line_number
@@ -138,11 +141,15 @@ def _class_index(value: int, file: str, line: int, label_file: _LabelFile | None
     if value < 0:
         raise DataError(f"{file}:{line}: label {value} is negative; class indices count from 0")
     if label_file and value >= len(label_file.names):
-        raise DataError(f"{file}:{line}: label {value} is out of range: the label file {label_file.path} names "
-                        f"{len(label_file.names)} classes (0..{len(label_file.names) - 1}); fix the label or the file")
+        raise DataError(
+            f"{file}:{line}: label {value} is out of range: the label file {label_file.path} names "
+            f"{len(label_file.names)} classes (0..{len(label_file.names) - 1}); fix the label or the file"
+        )
     if value >= MAX_CLASSES:
-        raise DataError(f"{file}:{line}: label {value} is out of range: at most {MAX_CLASSES} classes are "
-                        f"supported (0..{MAX_CLASSES - 1}); fix the label")
+        raise DataError(
+            f"{file}:{line}: label {value} is out of range: at most {MAX_CLASSES} classes are "
+            f"supported (0..{MAX_CLASSES - 1}); fix the label"
+        )
     return value
 
 
@@ -160,12 +167,17 @@ def _read_space_list(file: str, text: str, root: str, stage: str, label_file: _L
             continue
         if stage == "pretrain" and len(columns) >= 3:
             first, total = (_int(c, file, line_number, expected, row) for c in columns[1:3])
-            sample = Sample(_join(base, columns[0]), start_index=first,
-                            num_frames=total if total >= 0 else None, key=columns[0])
+            sample = Sample(
+                _join(base, columns[0]), start_index=first, num_frames=total if total >= 0 else None, key=columns[0]
+            )
         elif stage == "finetune" and len(columns) >= 2:
             *total, label = (_int(c, file, line_number, expected, row) for c in columns[1:3])
-            sample = Sample(_join(base, columns[0]), label=_class_index(label, file, line_number, label_file),
-                            num_frames=total[0] if total else None, key=columns[0])
+            sample = Sample(
+                _join(base, columns[0]),
+                label=_class_index(label, file, line_number, label_file),
+                num_frames=total[0] if total else None,
+                key=columns[0],
+            )
         else:
             hint = " (or a CSV with the header 'path,label[,start,end]')" if "," in row else ""
             raise _fail(file, line_number, expected + hint, row)
@@ -179,8 +191,10 @@ def _read_csv(file: str, text: str, root: str, label_file: _LabelFile | None) ->
     rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     header_line, header = rows[0][0], [cell.strip().lower() for cell in rows[0][1]]
     if "path" not in header or not set(header) <= set(CSV_COLUMNS) or len(set(header)) != len(header):
-        raise DataError(f"{file}:{header_line}: expected a header 'path,label[,start,end]' (each column once), "
-                        f"got {','.join(header)!r}")
+        raise DataError(
+            f"{file}:{header_line}: expected a header 'path,label[,start,end]' (each column once), "
+            f"got {','.join(header)!r}"
+        )
     raw = []
     for line_number, row in rows[1:]:
         if len(row) != len(header):
@@ -203,8 +217,9 @@ def _read_csv(file: str, text: str, root: str, label_file: _LabelFile | None) ->
     return Manifest(samples, class_names)
 
 
-def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile | None
-                ) -> tuple[list[int], list[str] | None]:
+def _csv_labels(
+    file: str, raw: list[tuple[int, dict]], label_file: _LabelFile | None
+) -> tuple[list[int], list[str] | None]:
     """Labels of CSV rows (empty = unlabelled, -1) and the class names.
 
     A label column holds either class indices or class names. The label file, else a `labels.txt` beside the
@@ -220,10 +235,13 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
     for line, text in given:
         if bool(NUMBER.fullmatch(text)) != numeric:
             kind, other = ("a class name", "a number") if numeric else ("a number", "a class name")
-            raise DataError(f"{file}:{line}: label {text!r} is {kind} but line {first_line} has {other}; a label "
-                            f"column holds either class indices 0, 1, 2, ... or class names, not both")
+            raise DataError(
+                f"{file}:{line}: label {text!r} is {kind} but line {first_line} has {other}; a label "
+                f"column holds either class indices 0, 1, 2, ... or class names, not both"
+            )
     label_file = label_file or _label_file_beside(file)
     if numeric:
+
         def to_index(line: int, text: str) -> int:
             value = _int(text, file, line, "a whole-number class index 0, 1, 2, ...", text)
             return _class_index(value, file, line, label_file)
@@ -235,8 +253,12 @@ def _csv_labels(file: str, raw: list[tuple[int, dict]], label_file: _LabelFile |
 
         def to_index(line: int, text: str) -> int:
             if text not in lookup:
-                raise _fail(file, line, f"a class name from the label file {label_file.path}; add the class there "
-                            f"or fix the row", text)
+                raise _fail(
+                    file,
+                    line,
+                    f"a class name from the label file {label_file.path}; add the class there or fix the row",
+                    text,
+                )
             return lookup[text]
 
     return [to_index(line, values["label"]) if values.get("label") else -1 for line, values in raw], names
@@ -256,16 +278,20 @@ def _read_class_tree(folder: str, label_file: _LabelFile | None) -> Manifest:
     samples = []
     for name in found:
         if name not in lookup:
-            raise DataError(f"{os.path.join(folder, name)}: class folder is not in the label file {label_file.path}; "
-                            f"add the class there or move the folder out")
+            raise DataError(
+                f"{os.path.join(folder, name)}: class folder is not in the label file {label_file.path}; "
+                f"add the class there or move the folder out"
+            )
         for entry in sorted(os.scandir(os.path.join(folder, name)), key=lambda e: e.name):
             if entry.is_dir() or _is_video(entry.name):
                 samples.append(Sample(entry.path, label=lookup[name], key=f"{name}/{entry.name}"))
     if samples:
         return Manifest(samples, names)
     if any(_is_video(entry.name) for entry in os.scandir(folder)):
-        raise DataError(f"{folder}: the videos sit directly in the folder; put them in one sub-folder per class "
-                        f"({folder}/<class>/<video>) or list them in a CSV with a 'path' header")
+        raise DataError(
+            f"{folder}: the videos sit directly in the folder; put them in one sub-folder per class "
+            f"({folder}/<class>/<video>) or list them in a CSV with a 'path' header"
+        )
     raise DataError(f"{folder}: no videos found; expected {folder}/<class>/<video>{VIDEO_EXTENSIONS[0]}")
 
 
@@ -309,28 +335,33 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
     if os.path.isdir(manifest):
         return _read_class_tree(manifest, label_file)
     if not os.path.isfile(manifest):
-        raise DataError(f"manifest {manifest} does not exist; point the run at your data with "
-                        f"data.manifest=PATH (a list file, a CSV with a path,label header, or a folder per class)")
+        raise DataError(
+            f"manifest {manifest} does not exist; point the run at your data with "
+            f"data.manifest=PATH (a list file, a CSV with a path,label header, or a folder per class)"
+        )
     text = _read_text(manifest)
     first = _first_row(text)
     if not first:
-        raise DataError(f"{manifest}:1: the file is empty; expected one row per video (official list), or a header "
-                        f"'path,label[,start,end]' then one row per video (CSV)")
+        raise DataError(
+            f"{manifest}:1: the file is empty; expected one row per video (official list), or a header "
+            f"'path,label[,start,end]' then one row per video (CSV)"
+        )
     header = [cell.strip().lower() for cell in first.split(",")]
     if header == SHARD_INDEX_HEADER:
         found = _read_shard_index(manifest, text)
     elif "path" in header:
         found = _read_csv(manifest, text, root, label_file)
     else:
-        found = Manifest(_read_space_list(manifest, text, root, stage, label_file),
-                         label_file.names if label_file else None)
+        found = Manifest(
+            _read_space_list(manifest, text, root, stage, label_file), label_file.names if label_file else None
+        )
     if not found.samples:
         raise DataError(f"{manifest}:2: no rows below the header; add one row per video")
     return found
 
 
 def guess_stage(manifest: str) -> str:
-    """"pretrain" for an official pretraining list (3 columns, the last -1 or a frame count), else "finetune"."""
+    """ "pretrain" for an official pretraining list (3 columns, the last -1 or a frame count), else "finetune"."""
     if os.path.isdir(manifest) or not os.path.isfile(manifest):
         return "finetune"
     columns = _first_row(_read_text(manifest)).split()
@@ -339,5 +370,12 @@ def guess_stage(manifest: str) -> str:
 
 def with_source(samples: list[Sample], sampling_rate: int, frame_template: str, start_index: int) -> list[Sample]:
     """Stamp a source's settings on its samples (a start index given by the manifest row wins)."""
-    return [replace(s, sampling_rate=sampling_rate, frame_template=frame_template,
-                    start_index=start_index if s.start_index is None else s.start_index) for s in samples]
+    return [
+        replace(
+            s,
+            sampling_rate=sampling_rate,
+            frame_template=frame_template,
+            start_index=start_index if s.start_index is None else s.start_index,
+        )
+        for s in samples
+    ]

@@ -41,8 +41,9 @@ def _dense_window(n: int, clip_len: int, rate: int, end: int | None, linspace: b
     return np.clip(index, start, end - 1).astype(np.int64)
 
 
-def dense_train_indices(n: int, clip_len: int, rate: int, rng: np.random.Generator,
-                        linspace: bool = True) -> np.ndarray:
+def dense_train_indices(
+    n: int, clip_len: int, rate: int, rng: np.random.Generator, linspace: bool = True
+) -> np.ndarray:
     """Fine-tuning training clip: a window ending at a random frame in [clip_len·rate, n)."""
     span = clip_len * rate
     end = int(rng.integers(span, n)) if n > span else None
@@ -66,7 +67,7 @@ def dense_test_indices(n: int, clip_len: int, rate: int, view: int, num_views: i
         first = int(view * max(free / (num_views - 1), 0))
     else:
         first = free // 2
-    return np.asarray(every[first:first + clip_len], dtype=np.int64)
+    return np.asarray(every[first : first + clip_len], dtype=np.int64)
 
 
 def segment_indices(n: int, num_segments: int, rng: np.random.Generator | None) -> np.ndarray:

@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import tarfile
-from typing import Iterable
+from collections.abc import Iterable
 
 from videomae.data.manifests import SHARD_INDEX_HEADER
 

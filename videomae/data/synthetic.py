@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,8 +63,14 @@ def class_folder(label: int) -> str:
     return f"{label:03d}_dir"
 
 
-def encode_video(path: str, frames: np.ndarray, fps: int = 8, codec: str = "libx264",
-                 options: dict[str, str] | None = None, container_options: dict[str, str] | None = None) -> None:
+def encode_video(
+    path: str,
+    frames: np.ndarray,
+    fps: int = 8,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> None:
     """Write uint8 (T, H, W, 3) frames as a video file with PyAV (even sides for 4:2:0 codecs).
 
     `options` go to the encoder (e.g. {"g": "8"}), `container_options` to the muxer (e.g. movflags).
@@ -81,8 +87,17 @@ def encode_video(path: str, frames: np.ndarray, fps: int = 8, codec: str = "libx
         container.mux(stream.encode())
 
 
-def write_synthetic_videos(out_dir: str, num_videos: int, num_classes: int, *, num_frames: int = 32,
-                           height: int = 64, width: int = 64, fps: int = 8, seed: int = 0) -> str:
+def write_synthetic_videos(
+    out_dir: str,
+    num_videos: int,
+    num_classes: int,
+    *,
+    num_frames: int = 32,
+    height: int = 64,
+    width: int = 64,
+    fps: int = 8,
+    seed: int = 0,
+) -> str:
     """Write a synthetic set as H.264 .mp4 files in a folder-per-class tree plus a CSV manifest.
 
     Layout: `out_dir/<label:03d>_dir/video_<index:05d>.mp4` and `out_dir/manifest.csv` (`path,label`, paths
@@ -101,8 +116,9 @@ def write_synthetic_videos(out_dir: str, num_videos: int, num_classes: int, *, n
     Returns:
         Path of the CSV manifest.
     """
-    cfg = SyntheticConfig(num_videos=num_videos, num_classes=num_classes, num_frames=num_frames,
-                          height=height, width=width)
+    cfg = SyntheticConfig(
+        num_videos=num_videos, num_classes=num_classes, num_frames=num_frames, height=height, width=width
+    )
     rows = []
     for index in range(num_videos):
         label = synthetic_label(index, num_classes)

@@ -36,8 +36,10 @@ def normalize(video: torch.Tensor) -> torch.Tensor:
 
 # ---- pretraining --------------------------------------------------------------------------------------------
 
-def multiscale_crop_box(height: int, width: int, input_size: int, scales: tuple[float, ...],
-                        rng: np.random.Generator) -> tuple[int, int, int, int]:
+
+def multiscale_crop_box(
+    height: int, width: int, input_size: int, scales: tuple[float, ...], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
     """Official `GroupMultiScaleCrop` (max_distort 1, fix_crop, more_fix_crop): (top, left, crop_h, crop_w).
 
     Crop sides are `int(short_side·scale)`, snapped to `input_size` within 3 pixels; width and height scales
@@ -53,17 +55,19 @@ def multiscale_crop_box(height: int, width: int, input_size: int, scales: tuple[
     return y * h_step, x * w_step, crop_h, crop_w
 
 
-def pretrain_clip(frames: np.ndarray | torch.Tensor, input_size: int, scales: tuple[float, ...],
-                  rng: np.random.Generator) -> torch.Tensor:
+def pretrain_clip(
+    frames: np.ndarray | torch.Tensor, input_size: int, scales: tuple[float, ...], rng: np.random.Generator
+) -> torch.Tensor:
     """Multi-scale crop, bilinear resize to `input_size` (antialiased, like PIL), normalise: -> (3, T, S, S)."""
     video = to_tchw(frames)  # (T, 3, H, W)
     top, left, crop_h, crop_w = multiscale_crop_box(video.shape[-2], video.shape[-1], input_size, scales, rng)
-    video = video[..., top:top + crop_h, left:left + crop_w]
+    video = video[..., top : top + crop_h, left : left + crop_w]
     video = TF.resize(video, [input_size, input_size], InterpolationMode.BILINEAR, antialias=True)  # (T,3,S,S)
     return normalize(video)
 
 
 # ---- evaluation -----------------------------------------------------------------------------------------------
+
 
 def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
     """Official `Resize(size)`: short side -> size, long side `int(size·long/short)`, bilinear (cv2-like)."""
@@ -94,13 +98,14 @@ def multiview_clip(frames: np.ndarray | torch.Tensor, short_side_size: int, crop
     free = max(height, width) - short_side_size
     start = int(crop * free / (num_crops - 1)) if num_crops > 1 else free // 2
     if height >= width:
-        video = video[..., start:start + short_side_size, :]
+        video = video[..., start : start + short_side_size, :]
     else:
-        video = video[..., start:start + short_side_size]
+        video = video[..., start : start + short_side_size]
     return normalize(video)
 
 
 # ---- fine-tuning training ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RandAugmentSpec:
@@ -132,20 +137,32 @@ class RandAugmentSpec:
 def finetune_train_transform(input_size: int, rand_augment: str | None, flip: bool, reprob: float) -> v2.Compose:
     """Official `_aug_frame` with torchvision.transforms.v2 on a `tv_tensors.Video` (one draw for all frames).
 
-    RandAugment (uint8, bilinear: torchvision has no bicubic for tensors; grey fill) -> [0, 1] float -> ImageNet normalise -> random-resized crop
-    (scale 0.08-1, ratio 3/4-4/3, bilinear without antialias as `F.interpolate`) -> flip -> random erasing
-    (one box for all frames, N(0, 1) noise). docs/data.md lists how this maps to timm's RandAugment.
+    RandAugment (uint8, bilinear: torchvision has no bicubic for tensors; grey fill) -> [0, 1] float -> ImageNet
+    normalise -> random-resized crop (scale 0.08-1, ratio 3/4-4/3, bilinear without antialias as `F.interpolate`)
+    -> flip -> random erasing (one box for all frames, N(0, 1) noise). docs/data.md maps this to timm's RandAugment.
     """
     steps: list[v2.Transform] = []
     if rand_augment:
         spec = RandAugmentSpec.parse(rand_augment)
-        steps.append(v2.RandAugment(num_ops=spec.num_ops, magnitude=spec.torchvision_magnitude(),
-                                    num_magnitude_bins=31, interpolation=InterpolationMode.BILINEAR, fill=128))
+        steps.append(
+            v2.RandAugment(
+                num_ops=spec.num_ops,
+                magnitude=spec.torchvision_magnitude(),
+                num_magnitude_bins=31,
+                interpolation=InterpolationMode.BILINEAR,
+                fill=128,
+            )
+        )
     steps += [
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        v2.RandomResizedCrop(input_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                             interpolation=InterpolationMode.BILINEAR, antialias=False),
+        v2.RandomResizedCrop(
+            input_size,
+            scale=(0.08, 1.0),
+            ratio=(3 / 4, 4 / 3),
+            interpolation=InterpolationMode.BILINEAR,
+            antialias=False,
+        ),
     ]
     if flip:
         steps.append(v2.RandomHorizontalFlip(0.5))
@@ -169,6 +186,7 @@ def apply_seeded(transform: v2.Transform, frames: np.ndarray | torch.Tensor, see
 
 # ---- batch level ----------------------------------------------------------------------------------------------
 
+
 class MixupCutmix:
     """timm `Mixup` in batch mode with the official settings: one λ per batch, partner = reversed batch.
 
@@ -183,8 +201,14 @@ class MixupCutmix:
         switch_prob: probability of CutMix when both are enabled.
     """
 
-    def __init__(self, num_classes: int, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0,
-                 label_smoothing: float = 0.1, switch_prob: float = 0.5):
+    def __init__(
+        self,
+        num_classes: int,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        label_smoothing: float = 0.1,
+        switch_prob: float = 0.5,
+    ):
         self.num_classes = num_classes
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.label_smoothing, self.switch_prob = label_smoothing, switch_prob
@@ -205,8 +229,9 @@ class MixupCutmix:
         left, right = np.clip([cx - cut_w // 2, cx + cut_w // 2], 0, width)
         return int(top), int(bottom), int(left), int(right)
 
-    def __call__(self, video: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, video: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix a batch.
 
         Args:
@@ -234,4 +259,3 @@ class MixupCutmix:
         else:
             video = video * lam + video.flip(0) * (1.0 - lam)
         return video, self.soft_targets(labels, lam)
-

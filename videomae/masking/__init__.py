@@ -15,6 +15,15 @@ from videomae.masking.generators import (
 )
 
 __all__ = [
-    "MASK_GENERATORS", "RUNNING_CELL_RATIOS", "Grid", "frame_mask", "kept_indices", "make_mask", "no_mask",
-    "random_mask", "running_cell_mask", "token_grid", "tube_mask",
+    "MASK_GENERATORS",
+    "RUNNING_CELL_RATIOS",
+    "Grid",
+    "frame_mask",
+    "kept_indices",
+    "make_mask",
+    "no_mask",
+    "random_mask",
+    "running_cell_mask",
+    "token_grid",
+    "tube_mask",
 ]

@@ -11,7 +11,7 @@ Counts follow the official quantisation: tube masks `int(ratio·H'W')` tokens pe
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,11 +26,15 @@ def token_grid(num_frames: int, size: tuple[int, int], tubelet_size: int, patch_
     """The (T', H', W') token grid of a clip; raises if the clip does not divide into tubelets."""
     height, width = size
     if num_frames % tubelet_size:
-        raise ConfigError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}; "
-                         f"use a clip length that is a multiple of {tubelet_size}")
+        raise ConfigError(
+            f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}; "
+            f"use a clip length that is a multiple of {tubelet_size}"
+        )
     if height % patch_size or width % patch_size:
-        raise ConfigError(f"frame size {height}x{width} is not divisible by patch_size={patch_size}; "
-                         f"resize or crop to a multiple of {patch_size}")
+        raise ConfigError(
+            f"frame size {height}x{width} is not divisible by patch_size={patch_size}; "
+            f"resize or crop to a multiple of {patch_size}"
+        )
     return num_frames // tubelet_size, height // patch_size, width // patch_size
 
 
@@ -97,12 +101,16 @@ def running_cell_mask(batch: int, grid: Grid, ratio: float, *, generator=None, d
     its tokens, and each spatial position is reconstructed in a regular rhythm over time.
     """
     if not any(abs(ratio - r) < 1e-9 for r in RUNNING_CELL_RATIOS):
-        raise ConfigError(f"running_cell mask ratio must be one of {RUNNING_CELL_RATIOS} (a 2x2 cell keeps 1, 2 "
-                         f"or 3 of its 4 tokens), got {ratio}")
+        raise ConfigError(
+            f"running_cell mask ratio must be one of {RUNNING_CELL_RATIOS} (a 2x2 cell keeps 1, 2 "
+            f"or 3 of its 4 tokens), got {ratio}"
+        )
     t, h, w = grid
     if h % 2 or w % 2:
-        raise ConfigError(f"running_cell mask needs an even token grid, got {h}x{w} tokens per frame; "
-                         f"use an input size that is a multiple of 2·patch_size")
+        raise ConfigError(
+            f"running_cell mask needs an even token grid, got {h}x{w} tokens per frame; "
+            f"use an input size that is a multiple of 2·patch_size"
+        )
     device = _device_of(generator, device)
     start = torch.randint(0, 4, (batch,), generator=generator, device=device)  # (B,)
     return _running_cell_maps(grid, ratio, device)[start]  # (B, N)
@@ -142,7 +150,9 @@ def kept_indices(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
         raise ConfigError(f"{name} must be a (B, N) bool tensor, got {tuple(mask.shape)} {mask.dtype}")
     kept = (~mask).sum(dim=1)  # (B,)
     if mask.shape[0] and bool((kept != kept[0]).any()):
-        raise ConfigError(f"{name} keeps a different number of tokens per sample ({kept.tolist()}); "
-                         f"every sample must keep the same count")
+        raise ConfigError(
+            f"{name} keeps a different number of tokens per sample ({kept.tolist()}); "
+            f"every sample must keep the same count"
+        )
     order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)  # (B, N): kept tokens first, ascending
     return order[:, : int(kept[0]) if mask.shape[0] else 0]

@@ -1,4 +1,5 @@
-"""VideoMAE V2 models: `create_model(name, pretrained=..., **overrides)` and the model classes."""
+"""VideoMAE V2 models: typed configs, the named architectures and the networks (random init; weights are loaded
+by `videomae.factory.create_model`)."""
 
 from __future__ import annotations
 
@@ -18,26 +19,18 @@ def build_model(config: ModelConfig) -> nn.Module:
     raise ConfigError(f"model kind must be 'pretrain' or 'classifier', got {config.kind!r}")
 
 
-def create_model(name: str | None = None, *, pretrained: str | None = None, **overrides) -> nn.Module:
-    """Build a named model, or load one from `pretrained` (official .pth, Hugging Face dir, our format).
-
-    Overrides use the official keyword names (img_size, num_frames, num_classes, drop_path_rate, ...).
-    A Hugging Face directory or our own format carries its architecture, so `name` may be omitted.
-    """
-    if pretrained is not None:
-        from videomae.checkpoint import load_pretrained  # checkpoint interop builds on the models
-
-        return load_pretrained(pretrained, name=name, **overrides)
-    if name is None:
-        raise ConfigError("create_model needs a model name or pretrained=PATH; names: " + ", ".join(list_models()))
-    return build_model(get_config(name, **overrides))
-
-
 def list_models() -> list[str]:
     return sorted(MODEL_CONFIGS)
 
 
 __all__ = [
-    "MODEL_CONFIGS", "ModelConfig", "PretrainVisionTransformer", "VisionTransformer", "build_model",
-    "create_model", "get_config", "list_models", "sinusoid_table", "tubelet_view",
+    "MODEL_CONFIGS",
+    "ModelConfig",
+    "PretrainVisionTransformer",
+    "VisionTransformer",
+    "build_model",
+    "get_config",
+    "list_models",
+    "sinusoid_table",
+    "tubelet_view",
 ]

@@ -59,7 +59,7 @@ class ModelConfig:
         """Values per token: 3 x tubelet x patch x patch (the decoder's output width)."""
         return self.in_chans * self.tubelet_size * self.patch_size**2
 
-    def replace(self, **overrides) -> "ModelConfig":
+    def replace(self, **overrides) -> ModelConfig:
         return dataclasses.replace(self, **normalize_overrides(overrides))
 
     def to_dict(self) -> dict:
@@ -68,7 +68,7 @@ class ModelConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         """A config as stored by `to_dict` (config.json of an export, meta.json of a training checkpoint)."""
         stored = {k: v for k, v in data.items() if k != "use_checkpoint"}  # written by videomae 0.1: ignored
         return cls().replace(**stored)
@@ -88,9 +88,11 @@ def normalize_overrides(overrides: dict) -> dict:
     for key, value in overrides.items():
         key = _ALIASES.get(key, key)
         if key in _CHECKPOINTING_KEYS:
-            raise ConfigError(f"{key!r} is not a model setting: activation checkpointing is applied to a built "
-                              "model (training: activation_checkpointing=full|selective; your own loop: "
-                              "videomae.training.parallelize.apply_activation_checkpointing)")
+            raise ConfigError(
+                f"{key!r} is not a model setting: activation checkpointing is applied to a built "
+                "model (training: activation_checkpointing=full|selective; your own loop: "
+                "videomae.training.parallelize.apply_activation_checkpointing)"
+            )
         if key not in _FIELDS:
             raise ConfigError(f"unknown model setting {key!r}; valid settings: {', '.join(sorted(_FIELDS))}")
         if key == "img_size" and isinstance(value, (list, tuple)):
@@ -122,10 +124,17 @@ SIZES = {
 
 def _named(kind: str, size: str) -> ModelConfig:
     s = SIZES[size]
-    return ModelConfig(kind=kind, patch_size=s.patch_size, embed_dim=s.embed_dim, depth=s.depth,
-                       num_heads=s.num_heads, mlp_ratio=s.mlp_ratio, decoder_embed_dim=s.decoder_embed_dim,
-                       decoder_num_heads=s.decoder_num_heads,
-                       num_classes=0 if kind == "pretrain" else 400)
+    return ModelConfig(
+        kind=kind,
+        patch_size=s.patch_size,
+        embed_dim=s.embed_dim,
+        depth=s.depth,
+        num_heads=s.num_heads,
+        mlp_ratio=s.mlp_ratio,
+        decoder_embed_dim=s.decoder_embed_dim,
+        decoder_num_heads=s.decoder_num_heads,
+        num_classes=0 if kind == "pretrain" else 400,
+    )
 
 
 MODEL_CONFIGS: dict[str, ModelConfig] = {}

@@ -108,8 +108,9 @@ class PatchEmbed(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with the official bias layout: q_bias and v_bias, no k bias."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool, attn_drop: float, proj_drop: float,
-                 fused: bool = True):
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool, attn_drop: float, proj_drop: float, fused: bool = True
+    ):
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.scale = self.head_dim**-0.5
@@ -130,7 +131,7 @@ class Attention(nn.Module):
         qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, hd)
         if num_queries is not None:
-            q = q[:, :, n - num_queries:]  # (B, h, Nq, hd)
+            q = q[:, :, n - num_queries :]  # (B, h, Nq, hd)
         dropout = self.attn_drop if self.training else 0.0
         if self.fused:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, h, Nq, hd)
@@ -160,15 +161,16 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, config: ModelConfig, drop_path_rate: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=config.norm_eps)
-        self.attn = Attention(dim, num_heads, config.qkv_bias, config.attn_drop_rate, config.drop_rate,
-                              config.fused_attn)
+        self.attn = Attention(
+            dim, num_heads, config.qkv_bias, config.attn_drop_rate, config.drop_rate, config.fused_attn
+        )
         self.norm2 = nn.LayerNorm(dim, eps=config.norm_eps)
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate)
         self.drop_path_rate = drop_path_rate
 
     def forward(self, x: torch.Tensor, num_out: int | None = None) -> torch.Tensor:
         """(B, N, D) -> (B, N, D), or only the last num_out rows (B, num_out, D) when the rest are not used."""
-        residual = x if num_out is None else x[:, x.shape[1] - num_out:]  # (B, num_out or N, D)
+        residual = x if num_out is None else x[:, x.shape[1] - num_out :]  # (B, num_out or N, D)
         x = residual + drop_path(self.attn(self.norm1(x), num_out), self.drop_path_rate, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
 
@@ -325,14 +327,17 @@ class PretrainVisionTransformer(nn.Module):
         self.decoder.apply(_init_xavier)
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)  # official: truncated at ±1 std
 
-    def forward(self, video: torch.Tensor, encoder_mask: torch.Tensor,
-                decoder_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, video: torch.Tensor, encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t, h, w = self.encoder.token_grid(video)
         n = t * h * w
         for name, mask in (("encoder_mask", encoder_mask), ("decoder_mask", decoder_mask)):
             if mask is not None and mask.shape != (video.shape[0], n):
-                raise ConfigError(f"{name} must have shape (B, N) = ({video.shape[0]}, {n}) for a clip of "
-                                  f"{t}x{h}x{w} tokens, got {tuple(mask.shape)}")
+                raise ConfigError(
+                    f"{name} must have shape (B, N) = ({video.shape[0]}, {n}) for a clip of "
+                    f"{t}x{h}x{w} tokens, got {tuple(mask.shape)}"
+                )
         encoder_mask = encoder_mask.to(video.device)
         visible_idx = kept_indices(encoder_mask, "encoder_mask")  # (B, N_vis)
         hidden_from_decoder = ~encoder_mask if decoder_mask is None else decoder_mask.to(video.device)

@@ -11,12 +11,23 @@ from videomae.lazy import lazy_exports
 # Names exported here, imported on first use: the engine pulls in data loading (torchvision, PIL, PyAV,
 # about 170 MB of resident memory), which the objective does not need.
 _EXPORTS = {
-    "DivergenceError": "checkpointing", "list_checkpoints": "checkpointing",
-    "DistillConfig": "config", "OptimConfig": "config", "TrainConfig": "config", "apply_override": "config",
-    "list_recipes": "config", "load_recipe": "config",
-    "RunResult": "engine", "Trainer": "engine", "evaluate_run": "engine", "run": "engine",
-    "compute_metrics": "evaluation", "evaluate": "evaluation", "merge_views": "evaluation",
-    "OutputDirError": "files", "Interrupted": "stopping",
+    "DivergenceError": "checkpointing",
+    "list_checkpoints": "checkpointing",
+    "DistillConfig": "config",
+    "OptimConfig": "config",
+    "TrainConfig": "config",
+    "apply_override": "config",
+    "list_recipes": "config",
+    "load_recipe": "config",
+    "RunResult": "engine",
+    "Trainer": "engine",
+    "evaluate_run": "engine",
+    "run": "engine",
+    "compute_metrics": "evaluation",
+    "evaluate": "evaluation",
+    "merge_views": "evaluation",
+    "OutputDirError": "files",
+    "Interrupted": "stopping",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

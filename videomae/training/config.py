@@ -22,13 +22,13 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from videomae.data import DataConfig
+from videomae.devices import PRECISIONS
 from videomae.errors import ConfigError
 from videomae.training.files import writing
 from videomae.training.parallelize import ACTIVATION_CHECKPOINTING, ActivationCheckpointing
 
 STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
 LR_RULES = ("official", "views", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PARALLEL = ("ddp", "fsdp")
 # Stages that are meaningless on random weights, and what they would measure.
 NEEDS_WEIGHTS = {"eval": "tests a trained classifier", "probe": "trains a classifier on frozen pretrained features"}
@@ -69,9 +69,14 @@ class OptimConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the setting (`optim.NAME`) for values that cannot work (NaN included)."""
-        for name, low, high, open_low in (("lr", 0.0, math.inf, False), ("min_lr", 0.0, math.inf, False),
-                                          ("warmup_epochs", 0.0, math.inf, False), ("eps", 0.0, 1.0, True),
-                                          ("weight_decay", 0.0, math.inf, False), ("layer_decay", 0.0, 1.0, True)):
+        for name, low, high, open_low in (
+            ("lr", 0.0, math.inf, False),
+            ("min_lr", 0.0, math.inf, False),
+            ("warmup_epochs", 0.0, math.inf, False),
+            ("eps", 0.0, 1.0, True),
+            ("weight_decay", 0.0, math.inf, False),
+            ("layer_decay", 0.0, 1.0, True),
+        ):
             _check_range(f"optim.{name}", getattr(self, name), low, high, open_low)
         if self.weight_decay_end is not None:
             _check_range("optim.weight_decay_end", self.weight_decay_end, 0.0, math.inf, False)
@@ -85,8 +90,11 @@ class OptimConfig:
 
 def _check_range(name: str, value: float, low: float, high: float, low_open: bool, high_open: bool = False) -> None:
     """`value` in the interval (brackets as given); NaN and infinity are never accepted."""
-    inside = math.isfinite(value) and (value > low if low_open else value >= low) and \
-        (value < high if high_open else value <= high)
+    inside = (
+        math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    )
     if not inside:
         if math.isinf(high):
             wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
@@ -178,12 +186,15 @@ class TrainConfig:
     log_every: int = 20
     tensorboard: bool = True
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise `ConfigError` for settings that cannot work; returns self."""
-        for name, value, allowed in (("stage", self.stage, STAGES), ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
-                                     ("precision", self.precision, PRECISIONS), ("parallel", self.parallel, PARALLEL),
-                                     ("activation_checkpointing", self.activation_checkpointing,
-                                      ACTIVATION_CHECKPOINTING)):
+        for name, value, allowed in (
+            ("stage", self.stage, STAGES),
+            ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
+            ("precision", self.precision, PRECISIONS),
+            ("parallel", self.parallel, PARALLEL),
+            ("activation_checkpointing", self.activation_checkpointing, ACTIVATION_CHECKPOINTING),
+        ):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
         for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite", "log_every"):
@@ -202,8 +213,10 @@ class TrainConfig:
     def require_weights(self) -> None:
         """Before a run: a stage that is meaningless on random weights refuses to start without them."""
         if self.stage in NEEDS_WEIGHTS and not self.pretrained:
-            raise ConfigError(f"the {self.stage} stage {NEEDS_WEIGHTS[self.stage]}: set pretrained=CHECKPOINT "
-                              f"(a file, an export or a training run directory)")
+            raise ConfigError(
+                f"the {self.stage} stage {NEEDS_WEIGHTS[self.stage]}: set pretrained=CHECKPOINT "
+                f"(a file, an export or a training run directory)"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

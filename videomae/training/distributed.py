@@ -48,8 +48,12 @@ def init_distributed() -> Dist:
     else:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=rank,
+            world_size=world,
+            device_id=device if device.type == "cuda" else None,
+        )
     return Dist(rank, world, local_rank, device)
 
 
@@ -91,8 +95,9 @@ def on_main(action, d: Dist):
             result = action()
         except Exception as caught:
             error = caught
-    shared = share(error if error is None or isinstance(error, VideoMAEError)
-                   else RuntimeError(f"process 0 failed: {error!r}"), d)
+    shared = share(
+        error if error is None or isinstance(error, VideoMAEError) else RuntimeError(f"process 0 failed: {error!r}"), d
+    )
     if error is not None:
         raise error
     if shared is not None:

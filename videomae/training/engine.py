@@ -7,7 +7,6 @@ gradient norm is not finite, clip, step, update the EMA, log, and checkpoint on 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import functools
@@ -23,16 +22,9 @@ import torch.nn as nn
 from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
 from videomae.data.loader import worker_batches
+from videomae.devices import autocast, autocast_dtype
 from videomae.errors import ConfigError
 from videomae.seeding import derive_seed, torch_generator
-from videomae.training.checkpointing import (
-    DivergenceError,
-    checkpoint_dir,
-    load_newest_checkpoint,
-    save_checkpoint,
-    save_model_dir,
-    step_path,
-)
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
@@ -41,22 +33,18 @@ from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
 from videomae.training.parallelize import gradient_sync, parallelize, unwrap
 from videomae.training.run_dir import claimed_output_dir, refuse_to_restart
 from videomae.training.stages import Task, build_task
+from videomae.training.state import (
+    DivergenceError,
+    checkpoint_dir,
+    load_newest_checkpoint,
+    save_checkpoint,
+    save_model_dir,
+    step_path,
+)
 from videomae.training.stopping import Interrupted, StopSignals
 
 MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
 RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard", "resume"}
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None = fp32. "auto": fp32 on the CPU (bf16 there is emulated and slow), bf16 on accelerators."""
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def autocast_factory(precision: str, device: torch.device):
-    dtype = autocast_dtype(precision, device)
-    return functools.partial(torch.autocast, device.type, dtype=dtype) if dtype else contextlib.nullcontext
 
 
 class ModelEma:
@@ -99,8 +87,11 @@ def warn_config_changes(cfg: TrainConfig, path: str, d: Dist) -> None:
     old, new = config_from_json(path).to_dict(), cfg.to_dict()
     changed = sorted(k for k in new if k not in RESUME_NEUTRAL and old.get(k) != new[k])
     if changed:
-        log(d, f"warning: resuming with changed settings ({', '.join(changed)}); results will differ from an "
-               f"uninterrupted run")
+        log(
+            d,
+            f"warning: resuming with changed settings ({', '.join(changed)}); results will differ from an "
+            f"uninterrupted run",
+        )
 
 
 class Trainer:
@@ -123,31 +114,44 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
         self.task: Task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
         self.model = self.task.model
-        self.net = parallelize(self.model, d, parallel=cfg.parallel,
-                               activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile)
+        self.net = parallelize(
+            self.model,
+            d,
+            parallel=cfg.parallel,
+            activation_checkpointing=cfg.activation_checkpointing,
+            compile=cfg.compile,
+        )
         self.model = unwrap(self.net)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
         self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.autocast = autocast_factory(cfg.precision, d.device)
+        self.autocast = functools.partial(autocast, cfg.precision, d.device)
         fp16 = autocast_dtype(cfg.precision, d.device) == torch.float16
         self.scaler = torch.amp.GradScaler(d.device.type) if fp16 else None
 
         per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
         self.steps_per_epoch = len(self.task.train_set) // per_step
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"the training set has {len(self.task.train_set)} videos, fewer than one global "
-                              f"batch of {per_step}; lower batch_size or accum_steps")
+            raise ConfigError(
+                f"the training set has {len(self.task.train_set)} videos, fewer than one global "
+                f"batch of {per_step}; lower batch_size or accum_steps"
+            )
         total = cfg.epochs * self.steps_per_epoch
         self.end = min(total, cfg.max_steps) if cfg.max_steps else total
         views = self.task.data.num_sample
         lr, min_lr = scaled_lr(cfg.optim, per_step, views)
         self.schedules = build_schedules(cfg.optim, lr, min_lr, total, self.steps_per_epoch)
-        log(d, f"{cfg.stage}: {cfg.model}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
-               f"{d.world_size} process(es) on {d.device.type}")
-        log(d, f"global batch {cfg.batch_size} videos/process x {cfg.accum_steps} accumulation x {d.world_size} "
-               f"processes x {views} views = {per_step * views} clips per step; lr {cfg.optim.lr:g} -> {lr:.4g} "
-               f"({cfg.optim.lr_rule} rule, base batch {cfg.optim.base_batch}); {self.steps_per_epoch} steps/epoch, "
-               f"schedule {total} steps, running to {self.end}")
+        log(
+            d,
+            f"{cfg.stage}: {cfg.model}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
+            f"{d.world_size} process(es) on {d.device.type}",
+        )
+        log(
+            d,
+            f"global batch {cfg.batch_size} videos/process x {cfg.accum_steps} accumulation x {d.world_size} "
+            f"processes x {views} views = {per_step * views} clips per step; lr {cfg.optim.lr:g} -> {lr:.4g} "
+            f"({cfg.optim.lr_rule} rule, base batch {cfg.optim.base_batch}); {self.steps_per_epoch} steps/epoch, "
+            f"schedule {total} steps, running to {self.end}",
+        )
 
     def resume(self) -> dict:
         cfg, d = self.cfg, self.d
@@ -214,9 +218,15 @@ class Trainer:
         if stepped and self.ema is not None:
             self.ema.update(self.model)
         clips = sum(batch["video"].shape[0] for batch in micro_batches) * d.world_size
-        record = {"step": step + 1, "epoch": step // self.steps_per_epoch, "loss": loss_total if finite else None,
-                  "lr": lr, "weight_decay": self.schedules.weight_decay_at(step), "grad_norm": finite_or_none(norm),
-                  "clips_per_s": clips / max(time.perf_counter() - start, 1e-9)}
+        record = {
+            "step": step + 1,
+            "epoch": step // self.steps_per_epoch,
+            "loss": loss_total if finite else None,
+            "lr": lr,
+            "weight_decay": self.schedules.weight_decay_at(step),
+            "grad_norm": finite_or_none(norm),
+            "clips_per_s": clips / max(time.perf_counter() - start, 1e-9),
+        }
         if self.scaler:
             record["loss_scale"] = self.scaler.get_scale()
         record["stepped"] = stepped
@@ -229,19 +239,33 @@ class Trainer:
         meta["skipped"] += 1
         meta["consecutive_nonfinite"] += 1
         if meta["consecutive_nonfinite"] >= self.cfg.max_nonfinite:
-            raise DivergenceError(f"{meta['consecutive_nonfinite']} optimizer steps in a row had a non-finite loss "
-                                  f"or gradient (last at step {record['step']}); lower optim.lr, set "
-                                  f"optim.clip_grad, or use precision=bf16/fp32")
+            raise DivergenceError(
+                f"{meta['consecutive_nonfinite']} optimizer steps in a row had a non-finite loss "
+                f"or gradient (last at step {record['step']}); lower optim.lr, set "
+                f"optim.clip_grad, or use precision=bf16/fp32"
+            )
 
     # ------------------------------------------------------------------------------------------------
     def validate(self, meta: dict, step: int) -> dict:
-        metrics = evaluate(self.model, self.task.val_set, self.d, batch_size=self.cfg.batch_size,
-                           num_workers=self.task.data.num_workers, autocast=self.autocast)
+        metrics = evaluate(
+            self.model,
+            self.task.val_set,
+            self.d,
+            batch_size=self.cfg.batch_size,
+            num_workers=self.task.data.num_workers,
+            autocast=self.autocast,
+        )
         summary = {"step": step, "acc1": metrics["acc1"], "acc5": metrics["acc5"]}
         if meta["best_acc1"] is None or metrics["acc1"] > meta["best_acc1"]:
             meta["best_acc1"] = metrics["acc1"]
-            save_model_dir(os.path.join(checkpoint_dir(self.cfg.output_dir), "best"), self.d, self.model, summary,
-                           class_names=self.class_names, preprocessing=self.preprocessing)
+            save_model_dir(
+                os.path.join(checkpoint_dir(self.cfg.output_dir), "best"),
+                self.d,
+                self.model,
+                summary,
+                class_names=self.class_names,
+                preprocessing=self.preprocessing,
+            )
         if self.d.is_main:
             append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary)
         log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
@@ -262,18 +286,32 @@ class Trainer:
         return step % every == 0 or step == self.end
 
     def save(self, meta: dict, step: int) -> None:
-        meta = dict(meta, step=step, epoch=step // self.steps_per_epoch,
-                    samples_into_epoch=(step % self.steps_per_epoch) * self.cfg.batch_size * self.cfg.accum_steps,
-                    model_config=self.model.config.to_dict())
-        save_checkpoint(self.cfg.output_dir, self.d, self.model, self.optimizer, meta=meta, scaler=self.scaler,
-                        ema=self.ema, keep_last=self.cfg.keep_last)
+        meta = dict(
+            meta,
+            step=step,
+            epoch=step // self.steps_per_epoch,
+            samples_into_epoch=(step % self.steps_per_epoch) * self.cfg.batch_size * self.cfg.accum_steps,
+            model_config=self.model.config.to_dict(),
+        )
+        save_checkpoint(
+            self.cfg.output_dir,
+            self.d,
+            self.model,
+            self.optimizer,
+            meta=meta,
+            scaler=self.scaler,
+            ema=self.ema,
+            keep_last=self.cfg.keep_last,
+        )
 
     def fit(self) -> RunResult:
         """Train holding `output_dir` (one run at a time); SIGTERM/SIGINT stop after the current step with a
         checkpoint and raise `Interrupted`."""
         d = init_distributed()
-        with StopSignals() as self.stop, claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume,
-                                                            fresh=self.fresh):
+        with (
+            StopSignals() as self.stop,
+            claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume, fresh=self.fresh),
+        ):
             try:
                 return self._fit()
             except Interrupted as stop:
@@ -286,21 +324,33 @@ class Trainer:
         meta = self.resume()
         step = meta["step"]
         result = RunResult(cfg.output_dir, step)
-        metrics = MetricsLog(os.path.join(cfg.output_dir, "metrics.jsonl"), step, d.is_main,
-                             os.path.join(cfg.output_dir, "tensorboard") if cfg.tensorboard else None)
+        metrics = MetricsLog(
+            os.path.join(cfg.output_dir, "metrics.jsonl"),
+            step,
+            d.is_main,
+            os.path.join(cfg.output_dir, "tensorboard") if cfg.tensorboard else None,
+        )
         bar = ProgressBar(self.end, step, cfg.log_every, d.is_main)
         train_set = self.task.train_set
         try:
             while step < self.end:
                 epoch, position = divmod(step, self.steps_per_epoch)
                 train_set.set_epoch(epoch)
-                loader = build_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                      num_workers=self.task.data.num_workers, drop_last=True, rank=d.rank,
-                                      world_size=d.world_size, start_index=position * cfg.batch_size * cfg.accum_steps)
+                loader = build_loader(
+                    train_set,
+                    cfg.batch_size,
+                    shuffle=True,
+                    seed=cfg.seed,
+                    num_workers=self.task.data.num_workers,
+                    drop_last=True,
+                    rank=d.rank,
+                    world_size=d.world_size,
+                    start_index=position * cfg.batch_size * cfg.accum_steps,
+                )
                 loader.sampler.set_epoch(epoch)
                 with worker_batches(loader) as batches:  # this epoch's workers stop at the end
-                    for step in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
-                        record = self.train_step(batches, step)
+                    for current in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
+                        record = self.train_step(batches, current)
                         self.count_nonfinite(record, meta)
                         step = record["step"]
                         metrics.write(record)
@@ -317,17 +367,38 @@ class Trainer:
             bar.close()
             metrics.close()
         result.step, result.skipped = step, meta["skipped"]
-        save_model_dir(os.path.join(cfg.output_dir, "export"), d, self.model, {"step": step, "stage": cfg.stage},
-                       class_names=self.class_names, preprocessing=self.preprocessing)
+        save_model_dir(
+            os.path.join(cfg.output_dir, "export"),
+            d,
+            self.model,
+            {"step": step, "stage": cfg.stage},
+            class_names=self.class_names,
+            preprocessing=self.preprocessing,
+        )
         if self.ema is not None:
-            save_model_dir(os.path.join(cfg.output_dir, "export_ema"), d, self.ema.module, {"step": step},
-                           class_names=self.class_names, preprocessing=self.preprocessing)
+            save_model_dir(
+                os.path.join(cfg.output_dir, "export_ema"),
+                d,
+                self.ema.module,
+                {"step": step},
+                class_names=self.class_names,
+                preprocessing=self.preprocessing,
+            )
         if self.task.test_set is not None and cfg.test_at_end:
-            result.test = evaluate(self.model, self.task.test_set, d, batch_size=cfg.batch_size,
-                                   num_workers=self.task.data.num_workers, autocast=self.autocast,
-                                   out_dir=os.path.join(cfg.output_dir, "test"))
-            log(d, f"test ({len(self.task.test_set)} views): acc1 {result.test['acc1']:.2f} "
-                   f"acc5 {result.test['acc5']:.2f} (per view {result.test['view_acc1']:.2f})")
+            result.test = evaluate(
+                self.model,
+                self.task.test_set,
+                d,
+                batch_size=cfg.batch_size,
+                num_workers=self.task.data.num_workers,
+                autocast=self.autocast,
+                out_dir=os.path.join(cfg.output_dir, "test"),
+            )
+            log(
+                d,
+                f"test ({len(self.task.test_set)} views): acc1 {result.test['acc1']:.2f} "
+                f"acc5 {result.test['acc5']:.2f} (per view {result.test['view_acc1']:.2f})",
+            )
         return result
 
 
@@ -340,10 +411,20 @@ def evaluate_run(cfg: TrainConfig) -> dict:
         save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
     task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
     model = task.model.to(d.device)
-    metrics = evaluate(model, task.test_set, d, batch_size=cfg.batch_size, num_workers=task.data.num_workers,
-                       autocast=autocast_factory(cfg.precision, d.device), out_dir=os.path.join(cfg.output_dir, "test"))
-    log(d, f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): acc1 {metrics['acc1']:.2f} "
-           f"acc5 {metrics['acc5']:.2f} (per view {metrics['view_acc1']:.2f} / {metrics['view_acc5']:.2f})")
+    metrics = evaluate(
+        model,
+        task.test_set,
+        d,
+        batch_size=cfg.batch_size,
+        num_workers=task.data.num_workers,
+        autocast=functools.partial(autocast, cfg.precision, d.device),
+        out_dir=os.path.join(cfg.output_dir, "test"),
+    )
+    log(
+        d,
+        f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): acc1 {metrics['acc1']:.2f} "
+        f"acc5 {metrics['acc5']:.2f} (per view {metrics['view_acc1']:.2f} / {metrics['view_acc5']:.2f})",
+    )
     return metrics
 
 

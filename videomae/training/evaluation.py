@@ -20,11 +20,20 @@ from videomae.training.distributed import Dist, gather_objects
 
 
 @torch.no_grad()
-def predict_views(model: nn.Module, dataset, d: Dist, batch_size: int, num_workers: int,
-                  autocast=contextlib.nullcontext) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+def predict_views(
+    model: nn.Module, dataset, d: Dist, batch_size: int, num_workers: int, autocast=contextlib.nullcontext
+) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
     """{(video_index, view): (label, logits (C,) fp32)} over the whole dataset, from every process."""
-    loader = build_loader(dataset, batch_size, shuffle=False, seed=0, num_workers=num_workers, drop_last=False,
-                          rank=d.rank, world_size=d.world_size)
+    loader = build_loader(
+        dataset,
+        batch_size,
+        shuffle=False,
+        seed=0,
+        num_workers=num_workers,
+        drop_last=False,
+        rank=d.rank,
+        world_size=d.world_size,
+    )
     was_training = model.training
     model.eval()
     local = []
@@ -81,8 +90,7 @@ def compute_metrics(views: dict[tuple[int, int], tuple[int, np.ndarray]], merged
         "acc5": 100 * float(topk_hits(probs, labels, k5).mean()),
         "num_videos": len(videos),
         "num_views": len(views),
-        "per_class_acc1": [100 * float(confusion[c, c] / totals[c]) if totals[c] else None
-                           for c in range(num_classes)],
+        "per_class_acc1": [100 * float(confusion[c, c] / totals[c]) if totals[c] else None for c in range(num_classes)],
         "confusion": confusion.tolist(),
     }
 
@@ -94,8 +102,14 @@ def write_results(metrics: dict, merged, out_dir: str, video_ids: list[str], cla
     with open(os.path.join(out_dir, "predictions.jsonl"), "w", encoding="utf-8") as handle:
         for video, label, p in zip(videos, labels, probs):
             top = np.argsort(-p, kind="stable")[:5]
-            record = {"video_index": int(video), "video_id": video_ids[video], "label": int(label),
-                      "prediction": int(top[0]), "top5": top.tolist(), "top5_prob": p[top].round(6).tolist()}
+            record = {
+                "video_index": int(video),
+                "video_id": video_ids[video],
+                "label": int(label),
+                "prediction": int(top[0]),
+                "top5": top.tolist(),
+                "top5_prob": p[top].round(6).tolist(),
+            }
             if class_names:
                 record["prediction_name"] = class_names[top[0]]
             handle.write(json.dumps(record) + "\n")
@@ -103,8 +117,16 @@ def write_results(metrics: dict, merged, out_dir: str, video_ids: list[str], cla
         json.dump(dict(metrics, class_names=class_names), handle, indent=1)
 
 
-def evaluate(model: nn.Module, dataset, d: Dist, *, batch_size: int, num_workers: int = 0,
-             autocast=contextlib.nullcontext, out_dir: str | None = None) -> dict:
+def evaluate(
+    model: nn.Module,
+    dataset,
+    d: Dist,
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    autocast=contextlib.nullcontext,
+    out_dir: str | None = None,
+) -> dict:
     """Evaluate on a val/test dataset; rank 0 writes `out_dir` files when given. Returns the metrics."""
     views = predict_views(model, dataset, d, batch_size, num_workers, autocast)
     merged = merge_views(views)

@@ -42,8 +42,10 @@ class ProgressBar:
         eta = (time.perf_counter() - self.t0) / max(done, 1) * (self.total - step)
         filled = int(20 * step / max(self.total, 1))
         loss_text = "skipped" if loss is None else f"{loss:.4f}"
-        line = (f"{step}/{self.total} [{'#' * filled}{'.' * (20 - filled)}] loss {loss_text} lr {lr:.3e} "
-                f"{clips_per_s:.1f} clips/s ETA {duration_text(eta)} mem {memory_text(device)}")
+        line = (
+            f"{step}/{self.total} [{'#' * filled}{'.' * (20 - filled)}] loss {loss_text} lr {lr:.3e} "
+            f"{clips_per_s:.1f} clips/s ETA {duration_text(eta)} mem {memory_text(device)}"
+        )
         self.stream.write(f"\r{line}\033[K" if self.tty else line + "\n")
         self.stream.flush()
 

@@ -26,9 +26,17 @@ def unnormalize(video: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> to
 
 
 @torch.no_grad()
-def pixel_targets(video: torch.Tensor, tubelet_size: int, patch_size: int, *, normalize: bool = True,
-                  token_idx: torch.Tensor | None = None, eps: float = 1e-6, mean=IMAGENET_MEAN,
-                  std=IMAGENET_STD) -> torch.Tensor:
+def pixel_targets(
+    video: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    *,
+    normalize: bool = True,
+    token_idx: torch.Tensor | None = None,
+    eps: float = 1e-6,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> torch.Tensor:
     """Reconstruction targets (B, n, t·p·p·3) of the tokens at token_idx (all if None), in fp32.
 
     The official layout: values ordered (t, p, p, c) with colour fastest. With `normalize`, each token's
@@ -69,9 +77,15 @@ def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight
     return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def pretraining_loss(predictions: torch.Tensor, video: torch.Tensor, encoder_mask: torch.Tensor,
-                     decoder_mask: torch.Tensor | None, tubelet_size: int, patch_size: int,
-                     normalize_target: bool = True) -> torch.Tensor:
+def pretraining_loss(
+    predictions: torch.Tensor,
+    video: torch.Tensor,
+    encoder_mask: torch.Tensor,
+    decoder_mask: torch.Tensor | None,
+    tubelet_size: int,
+    patch_size: int,
+    normalize_target: bool = True,
+) -> torch.Tensor:
     """The official VideoMAE V2 loss for `predictions = model(video, encoder_mask, decoder_mask)`.
 
     Only tokens hidden from the encoder *and* reconstructed by the decoder count: with a running-cell

@@ -45,8 +45,9 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
         lid = layer_id(name, num_layers) if layer_decay < 1.0 else 0
         key = f"layer_{lid}_{'no_decay' if no_decay else 'decay'}"
         scale = layer_decay ** (num_layers + 1 - lid) if layer_decay < 1.0 else 1.0
-        group = groups.setdefault(key, {"params": [], "names": [], "lr_scale": scale,
-                                        "weight_decay": 0.0 if no_decay else weight_decay})
+        group = groups.setdefault(
+            key, {"params": [], "names": [], "lr_scale": scale, "weight_decay": 0.0 if no_decay else weight_decay}
+        )
         group["params"].append(param)
         group["names"].append(name)
     return list(groups.values())
@@ -101,5 +102,6 @@ def scaled_lr(cfg: OptimConfig, global_batch: int, views: int) -> tuple[float, f
 def build_schedules(cfg: OptimConfig, lr: float, min_lr: float, total_steps: int, steps_per_epoch: int) -> Schedules:
     warmup = cfg.warmup_steps if cfg.warmup_steps > 0 else int(math.floor(cfg.warmup_epochs * steps_per_epoch))
     end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
-    return Schedules(cosine_schedule(lr, min_lr, total_steps, warmup),
-                     cosine_schedule(cfg.weight_decay, end, total_steps, 0))
+    return Schedules(
+        cosine_schedule(lr, min_lr, total_steps, warmup), cosine_schedule(cfg.weight_decay, end, total_steps, 0)
+    )

@@ -31,10 +31,15 @@ ACTIVATION_CHECKPOINTING = typing.get_args(ActivationCheckpointing)
 # Selective AC keeps the outputs of the expensive ops, matrix products and attention, and recomputes everything
 # else (LayerNorm, GELU, bias and residual adds, casts, dropout) in backward.
 MATMUL_OPS = frozenset({"aten.mm", "aten.addmm"})
-ATTENTION_OPS = frozenset({
-    "aten.bmm", "aten._scaled_dot_product_flash_attention_for_cpu", "aten._scaled_dot_product_flash_attention",
-    "aten._scaled_dot_product_efficient_attention", "aten._scaled_dot_product_cudnn_attention",
-})
+ATTENTION_OPS = frozenset(
+    {
+        "aten.bmm",
+        "aten._scaled_dot_product_flash_attention_for_cpu",
+        "aten._scaled_dot_product_flash_attention",
+        "aten._scaled_dot_product_efficient_attention",
+        "aten._scaled_dot_product_cudnn_attention",
+    }
+)
 MATMULS_PER_BLOCK = 4  # qkv, proj, fc1, fc2, in this order
 
 
@@ -99,8 +104,9 @@ def apply_fsdp(model: nn.Module) -> nn.Module:
     return model
 
 
-def parallelize(model: nn.Module, d: Dist, *, parallel: str, activation_checkpointing: ActivationCheckpointing,
-                compile: bool) -> nn.Module:
+def parallelize(
+    model: nn.Module, d: Dist, *, parallel: str, activation_checkpointing: ActivationCheckpointing, compile: bool
+) -> nn.Module:
     """The model ready to train on `d.device` across `d.world_size` processes.
 
     Returns the module to call; for DDP that is the wrapper (use `unwrap` for the plain model).

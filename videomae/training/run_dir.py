@@ -21,17 +21,19 @@ import sys
 import threading
 import time
 
-from videomae.training.checkpointing import checkpoint_dir
 from videomae.training.distributed import Dist, on_main
 from videomae.training.files import OutputDirError, json_text, unused_path, writing
+from videomae.training.state import checkpoint_dir
 
 LOCK_NAME = "run.lock"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed heartbeats: room for NFS attribute caching and clock skew between hosts
 # The temporary names of our own writers: `.tmp-NAME-PID` (and `.old`, the version it replaces) from
 # checkpointing's atomic directories; `NAME.tmpPID` from the config and metrics rewrites; a lock taken over.
-LEFTOVER = re.compile(r"^\.tmp-(?P<final>step_\d{8}|best|export|export_ema)-\d+(?P<old>\.old)?$"
-                      r"|^(config\.json|metrics\.jsonl)\.tmp\d+$|^run\.lock\.stale-\d+$")
+LEFTOVER = re.compile(
+    r"^\.tmp-(?P<final>step_\d{8}|best|export|export_ema)-\d+(?P<old>\.old)?$"
+    r"|^(config\.json|metrics\.jsonl)\.tmp\d+$|^run\.lock\.stale-\d+$"
+)
 
 
 def say(message: str) -> None:
@@ -105,10 +107,16 @@ class RunLock:
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, LOCK_NAME)
         now = time.time()
-        self.text = json_text({"host": socket.gethostname(), "pid": os.getpid(), "since": now,
-                               "started": datetime.datetime.fromtimestamp(now).isoformat(timespec="seconds"),
-                               "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                               "slurm_restart_count": slurm_restart_count()})
+        self.text = json_text(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": now,
+                "started": datetime.datetime.fromtimestamp(now).isoformat(timespec="seconds"),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                "slurm_restart_count": slurm_restart_count(),
+            }
+        )
         self.stop_heartbeat = threading.Event()
         self.heartbeat: threading.Thread | None = None
 
@@ -124,9 +132,11 @@ class RunLock:
             owner = parse_owner(text)
             reason = stale_reason(owner, age_s)
             if reason is None:
-                raise OutputDirError(f"{self.output_dir} is in use by another run ({describe(owner)}); wait for it "
-                                     f"to end or stop it, or choose another output_dir (if that run is gone, delete "
-                                     f"{self.path})")
+                raise OutputDirError(
+                    f"{self.output_dir} is in use by another run ({describe(owner)}); wait for it "
+                    f"to end or stop it, or choose another output_dir (if that run is gone, delete "
+                    f"{self.path})"
+                )
             self.take_over(text, f"taking over {self.path} from {describe(owner)}: {reason}")
         if self.heartbeat is None:
             self.heartbeat = threading.Thread(target=self.beat, name="videomae-run-lock", daemon=True)
@@ -202,8 +212,11 @@ def remove_leftovers(output_dir: str) -> None:
 def earlier_work(output_dir: str) -> list[str]:
     """What an earlier run left that starting from scratch would overwrite (paths inside output_dir)."""
     root = checkpoint_dir(output_dir)
-    work = [f"checkpoints/{name}" for name in sorted(os.listdir(root)) if name.startswith("step_")] \
-        if os.path.isdir(root) else []
+    work = (
+        [f"checkpoints/{name}" for name in sorted(os.listdir(root)) if name.startswith("step_")]
+        if os.path.isdir(root)
+        else []
+    )
     metrics = os.path.join(output_dir, "metrics.jsonl")
     if os.path.isfile(metrics) and os.path.getsize(metrics):
         work.append("metrics.jsonl")
@@ -216,8 +229,10 @@ def refuse_to_restart(output_dir: str) -> None:
     """Called when no checkpoint was found: starting from step 0 must not overwrite an earlier run."""
     work = earlier_work(output_dir)
     if work:
-        raise OutputDirError(f"{output_dir} holds an earlier run ({listing(work)}) but no checkpoint to resume from; "
-                             f"pass --fresh to move it aside and start again, or choose another output_dir")
+        raise OutputDirError(
+            f"{output_dir} holds an earlier run ({listing(work)}) but no checkpoint to resume from; "
+            f"pass --fresh to move it aside and start again, or choose another output_dir"
+        )
 
 
 def move_aside(output_dir: str, lock: RunLock) -> None:
@@ -242,8 +257,10 @@ def claim(output_dir: str, *, resume: bool, fresh: bool) -> RunLock:
             if fresh:
                 move_aside(output_dir, lock)
             elif not resume and contents(output_dir):
-                raise OutputDirError(f"resume=false but {output_dir} is not empty ({listing(contents(output_dir))}); "
-                                     f"pass --fresh to move it aside, or choose another output_dir")
+                raise OutputDirError(
+                    f"resume=false but {output_dir} is not empty ({listing(contents(output_dir))}); "
+                    f"pass --fresh to move it aside, or choose another output_dir"
+                )
             remove_leftovers(output_dir)
         except BaseException:
             lock.release()

@@ -9,8 +9,8 @@ accumulation. `batch` is on the device; `generator` seeds the stage's own draws 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from videomae.data import DataConfig, MixupCutmix, build_dataset
-from videomae.models import create_model
+from videomae.factory import create_model
 from videomae.training.config import TrainConfig
 from videomae.training.objective import pretraining_loss
 
@@ -71,6 +71,7 @@ def reconstruction_objective(tubelet: int, patch: int, normalize: bool) -> LossF
         video, encoder_mask, decoder_mask = batch["video"], batch["encoder_mask"], batch["decoder_mask"]
         predictions = model(video, encoder_mask, decoder_mask)  # (B, N_dec, P)
         return pretraining_loss(predictions, video, encoder_mask, decoder_mask, tubelet, patch, normalize)
+
     return loss
 
 
@@ -84,8 +85,11 @@ class Targets:
 
     def __init__(self, num_classes: int, data: DataConfig):
         self.num_classes, self.smoothing = num_classes, data.label_smoothing
-        self.mix = MixupCutmix(num_classes, data.mixup, data.cutmix, data.label_smoothing) \
-            if data.mixup > 0 or data.cutmix > 0 else None
+        self.mix = (
+            MixupCutmix(num_classes, data.mixup, data.cutmix, data.label_smoothing)
+            if data.mixup > 0 or data.cutmix > 0
+            else None
+        )
 
     def __call__(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         video, labels = batch["video"], batch["label"]
@@ -99,20 +103,30 @@ def classification_objective(targets: Targets) -> LossFn:
     def loss(model: nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
         video, soft = targets(batch, generator)
         return soft_cross_entropy(model(video), soft)
+
     return loss
 
 
 def distillation_objective(targets: Targets, teacher: nn.Module, temperature: float, alpha: float) -> LossFn:
     """alpha·T²·KL(teacher_T || student_T) + (1 − alpha)·CE(student, targets); the teacher runs in inference mode."""
+
     def loss(model: nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
         video, soft = targets(batch, generator)
         with torch.inference_mode():
             teacher_logits = teacher(video)
         teacher_logits = teacher_logits.float().clone()  # a normal tensor the loss may save for backward
         logits = model(video).float()
-        kl = F.kl_div(F.log_softmax(logits / temperature, dim=-1), F.log_softmax(teacher_logits / temperature, dim=-1),
-                      log_target=True, reduction="batchmean") * temperature**2
+        kl = (
+            F.kl_div(
+                F.log_softmax(logits / temperature, dim=-1),
+                F.log_softmax(teacher_logits / temperature, dim=-1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            * temperature**2
+        )
         return alpha * kl + (1 - alpha) * soft_cross_entropy(logits, soft) if alpha < 1 else kl
+
     return loss
 
 
@@ -132,10 +146,15 @@ def build_pretrain(cfg: TrainConfig, device: torch.device, report_dir: str | Non
 def _labelled_sets(cfg: TrainConfig, report_dir: str | None, train: bool):
     """(train, val, test) fine-tuning datasets; the class count comes from the training (or test) data."""
     data = cfg.data
-    sets = {split: build_dataset(data, "finetune", split, seed=cfg.seed, report_dir=report_dir)
-            for split in (("train", "val", "test") if train else ("test",))}
-    return sets.get("train"), sets.get("val") if cfg.val_every else None, \
-        sets["test"] if cfg.test_at_end or not train else None
+    sets = {
+        split: build_dataset(data, "finetune", split, seed=cfg.seed, report_dir=report_dir)
+        for split in (("train", "val", "test") if train else ("test",))
+    }
+    return (
+        sets.get("train"),
+        sets.get("val") if cfg.val_every else None,
+        sets["test"] if cfg.test_at_end or not train else None,
+    )
 
 
 def build_classifier_stage(cfg: TrainConfig, device: torch.device, report_dir: str | None) -> Task:
@@ -152,8 +171,13 @@ def build_classifier_stage(cfg: TrainConfig, device: torch.device, report_dir: s
             param.requires_grad_(name.startswith("head."))
     targets = Targets(num_classes, data)
     if cfg.stage == "distill":
-        teacher = create_model(cfg.distill.teacher_model, pretrained=cfg.distill.teacher, num_classes=num_classes,
-                               img_size=data.input_size, num_frames=data.num_frames)
+        teacher = create_model(
+            cfg.distill.teacher_model,
+            pretrained=cfg.distill.teacher,
+            num_classes=num_classes,
+            img_size=data.input_size,
+            num_frames=data.num_frames,
+        )
         teacher = teacher.to(device).eval().requires_grad_(False)
         loss = distillation_objective(targets, teacher, cfg.distill.temperature, cfg.distill.alpha)
     else:

@@ -25,8 +25,10 @@ class Interrupted(KeyboardInterrupt):
     A KeyboardInterrupt, so that `except Exception` does not swallow it."""
 
     def __init__(self, signum: int, step: int, checkpoint: str):
-        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}, checkpoint {checkpoint}; "
-                         f"run the same command to resume")
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} after step {step}, checkpoint {checkpoint}; "
+            f"run the same command to resume"
+        )
         self.signum = signum
 
     @property
@@ -43,7 +45,7 @@ class StopSignals:
         self.first_at = 0.0
         self.previous = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self.receive) for sig in SIGNALS}
         return self

@@ -1,4 +1,4 @@
-"""Whole-dataset tools behind `videomae data scan` and `videomae data prepare`."""
+"""`videomae data prepare`: re-encode a folder of videos for cheap seeks, with its lists, split and shards."""
 
 from __future__ import annotations
 
@@ -9,60 +9,17 @@ import io
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
-from videomae.data.datasets import open_sample
-from videomae.data.decoders import DecodeError
-from videomae.data.manifests import LABEL_FILE_NAME, VIDEO_EXTENSIONS, Sample
+from videomae.data.manifests import LABEL_FILE_NAME, VIDEO_EXTENSIONS
+from videomae.data.scan import parallel_map
 from videomae.data.shards import ShardWriter
 from videomae.errors import DataError
 
-SCAN_CHUNK = 64  # frames decoded per read while scanning, to bound memory on long videos
 PARTIAL_SUFFIX = ".part"  # files are written under this suffix and renamed when complete
 PREPARE_SETTINGS = "prepare_settings.json"
 PREPARE_FAILURES = "prepare_failures.jsonl"
-
-
-def check_sample(sample: Sample, backend: str = "pyav") -> str | None:
-    """Decode every frame of a sample; None when good, else the reason it is bad."""
-    try:
-        reader = open_sample(sample, backend)
-        try:
-            for start in range(0, reader.num_frames, SCAN_CHUNK):
-                reader.read(range(start, min(start + SCAN_CHUNK, reader.num_frames)))
-        finally:
-            reader.close()
-    except DecodeError as error:
-        return error.reason  # the report gives the path beside it
-    except Exception as error:  # a scan must report, never crash, whatever a broken file does
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def _check_job(job: tuple[Sample, str]) -> str | None:
-    return check_sample(*job)
-
-
-def scan_samples(samples: list[Sample], report: str | None, backend: str = "pyav",
-                 workers: int = 1) -> list[dict[str, object]]:
-    """Decode all samples in parallel; write one JSON line per bad one to `report`; return the bad entries."""
-    reasons = _parallel_map(_check_job, [(sample, backend) for sample in samples], workers, chunksize=4)
-    bad = [{"path": s.path, "reason": r, "index": i} for i, (s, r) in enumerate(zip(samples, reasons)) if r]
-    if report:
-        os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
-        with open(report, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(entry) + "\n" for entry in bad)
-    return bad
-
-
-def _parallel_map(function, items: list, workers: int, chunksize: int = 1) -> list:
-    """`[function(item) for item in items]`, in `workers` processes when more than one."""
-    if workers <= 1:
-        return [function(item) for item in items]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(function, items, chunksize=chunksize))
 
 
 @dataclass(frozen=True)
@@ -141,8 +98,9 @@ def find_videos(folder: str) -> list[str]:
     """Video files under `folder`, as sorted relative paths."""
     found = []
     for directory, _, names in os.walk(folder):
-        found += [os.path.relpath(os.path.join(directory, n), folder) for n in names
-                  if n.lower().endswith(VIDEO_EXTENSIONS)]
+        found += [
+            os.path.relpath(os.path.join(directory, n), folder) for n in names if n.lower().endswith(VIDEO_EXTENSIONS)
+        ]
     return sorted(found)
 
 
@@ -155,8 +113,16 @@ def output_name(relative: str) -> str:
     return relative if relative.lower().endswith(".mp4") else relative + ".mp4"
 
 
-def prepare_videos(src: str, dst: str, short_side: int = 320, workers: int = 1, crf: int = 23,
-                   shard_size: int = 0, val_fraction: float | None = None, seed: int = 0) -> PrepareResult:
+def prepare_videos(
+    src: str,
+    dst: str,
+    short_side: int = 320,
+    workers: int = 1,
+    crf: int = 23,
+    shard_size: int = 0,
+    val_fraction: float | None = None,
+    seed: int = 0,
+) -> PrepareResult:
     """Re-encode every video under `src` into `dst` (names from `output_name`) and write the lists.
 
     `dst/manifest.csv` lists every prepared video (`path,label` when the videos sit in class folders: the label
@@ -177,15 +143,20 @@ def prepare_videos(src: str, dst: str, short_side: int = 320, workers: int = 1, 
     _refuse_writing_into_source(src, dst, jobs)
     _claim_destination(dst, {"short_side": short_side, "crf": crf})
     todo = [job for job in jobs if not os.path.isfile(job.target)]
-    reasons = dict(zip(todo, _parallel_map(reencode, todo, workers)))
+    reasons = dict(zip(todo, parallel_map(reencode, todo, workers)))
     failures = [{"path": job.source, "reason": reasons[job]} for job in todo if reasons[job]]
     _write_atomically(os.path.join(dst, PREPARE_FAILURES), "".join(json.dumps(f) + "\n" for f in failures))
     done = [os.path.relpath(job.target, dst) for job in jobs if not reasons.get(job)]
     classes = _class_names(done)
     names = sorted(set(classes or []))  # labels.txt: row i names class i
     rows = list(zip(done, [str(names.index(c)) for c in classes] if classes else [None] * len(done)))
-    result = PrepareResult(_write_list(dst, "manifest.csv", rows, classes is not None), len(done),
-                           len(todo) - len(failures), len(jobs) - len(todo), failures)
+    result = PrepareResult(
+        _write_list(dst, "manifest.csv", rows, classes is not None),
+        len(done),
+        len(todo) - len(failures),
+        len(jobs) - len(todo),
+        failures,
+    )
     if classes is not None:
         _write_atomically(os.path.join(dst, LABEL_FILE_NAME), "".join(f"{c}\n" for c in names))
     if val_fraction is not None:
@@ -218,33 +189,48 @@ def validation_part(paths: list[str], classes: list[str] | None, fraction: float
 def _plan_jobs(src: str, dst: str, short_side: int, crf: int) -> list[PrepareJob]:
     relative = find_videos(src)
     if not relative:
-        raise DataError(f"{src}: no video files found ({', '.join(VIDEO_EXTENSIONS[:4])}, ...); point prepare at "
-                        f"a folder of videos")
+        raise DataError(
+            f"{src}: no video files found ({', '.join(VIDEO_EXTENSIONS[:4])}, ...); point prepare at a folder of videos"
+        )
     owner: dict[str, str] = {}
     for path in relative:
         name = output_name(path)
         if name in owner:
-            raise DataError(f"{os.path.join(src, owner[name])} and {os.path.join(src, path)} would both be prepared "
-                            f"as {os.path.join(dst, name)}; rename one of them")
+            raise DataError(
+                f"{os.path.join(src, owner[name])} and {os.path.join(src, path)} would both be prepared "
+                f"as {os.path.join(dst, name)}; rename one of them"
+            )
         owner[name] = path
-    return [PrepareJob(os.path.join(src, path), os.path.join(dst, name), short_side, crf)
-            for name, path in owner.items()]
+    return [
+        PrepareJob(os.path.join(src, path), os.path.join(dst, name), short_side, crf) for name, path in owner.items()
+    ]
 
 
 def _refuse_writing_into_source(src: str, dst: str, jobs: list[PrepareJob]) -> None:
     """The destination must be disjoint from the source, symbolic links resolved, so no input is overwritten."""
     real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
-    relation = ("is" if real_dst == real_src else "is inside" if _within(real_dst, real_src)
-                else "contains" if _within(real_src, real_dst) else "")
+    relation = (
+        "is"
+        if real_dst == real_src
+        else "is inside"
+        if _within(real_dst, real_src)
+        else "contains"
+        if _within(real_src, real_dst)
+        else ""
+    )
     if relation:
-        raise DataError(f"destination {dst} {relation} the source folder {src}; choose a destination outside it, "
-                        f"so that no input can be overwritten")
+        raise DataError(
+            f"destination {dst} {relation} the source folder {src}; choose a destination outside it, "
+            f"so that no input can be overwritten"
+        )
     inputs = {os.path.realpath(job.source) for job in jobs}
     for job in jobs:
         real = os.path.realpath(job.target)
         if real in inputs or _within(real, real_src):
-            raise DataError(f"output {job.target} resolves to {real}, inside the source folder {src} (a symbolic "
-                            f"link?); choose a destination outside the source")
+            raise DataError(
+                f"output {job.target} resolves to {real}, inside the source folder {src} (a symbolic "
+                f"link?); choose a destination outside the source"
+            )
 
 
 def _within(path: str, folder: str) -> bool:
@@ -261,8 +247,10 @@ def _claim_destination(dst: str, settings: dict[str, int]) -> None:
         with open(record, encoding="utf-8") as handle:
             earlier = json.load(handle)
         if earlier != settings:
-            raise DataError(f"{dst} was prepared with {_as_flags(earlier)}, not {_as_flags(settings)}; rerun with "
-                            f"those settings to finish it, or choose a new destination")
+            raise DataError(
+                f"{dst} was prepared with {_as_flags(earlier)}, not {_as_flags(settings)}; rerun with "
+                f"those settings to finish it, or choose a new destination"
+            )
     _write_atomically(record, json.dumps(settings) + "\n")
 
 

@@ -5,24 +5,37 @@ from __future__ import annotations
 import argparse
 
 
-def add_command(subparsers: argparse._SubParsersAction, name: str, help_text: str, description: str,
-                examples: str) -> argparse.ArgumentParser:
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, help_text: str, description: str, examples: str
+) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with worked examples (kept as written)."""
-    return subparsers.add_parser(name, help=help_text, description=description, epilog=examples,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser, what: str, model_example: str) -> None:
     """--checkpoint (required) and --model (architecture name for official files)."""
-    parser.add_argument("--checkpoint", required=True, help=f"{what} (official .pth, Hugging Face or videomae "
-                        f"directory, or a training run directory)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help=f"{what} (official .pth, Hugging Face or videomae directory, or a training run directory)",
+    )
     parser.add_argument("--model", help=f"architecture name, for official files (e.g. {model_example})")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_help: str) -> None:
     """--batch-size, --precision, --device and --backend."""
     parser.add_argument("--batch-size", type=int, default=8, help=batch_help)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="fp32, or bf16 autocast (for GPUs; slow on most CPUs)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="fp32, or bf16 autocast (for GPUs; slow on most CPUs)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")

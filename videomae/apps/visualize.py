@@ -21,11 +21,11 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from videomae.apps.plots import draw_text_grid
 from videomae.masking import make_mask
 from videomae.models.vit import tubelet_view
 from videomae.seeding import torch_generator
 from videomae.training.objective import pixel_targets, predicted_indices, unnormalize
-from videomae.product.plots import draw_text_grid
 
 ROW_NAMES = ("original", "visible", "decoded", "recon", "error")
 HIDDEN_GREY = 0.5  # fill of tokens the encoder did not see
@@ -69,8 +69,9 @@ def make_masks(grid: tuple[int, int, int], cfg: MaskConfig) -> tuple[torch.Tenso
     return encoder, make_mask(cfg.decoder_type, 1, grid, cfg.decoder_ratio, generator=generator)
 
 
-def unnormalize_patches(predictions: torch.Tensor, pixels: torch.Tensor, tubelet: int, patch: int,
-                        token_idx: torch.Tensor) -> torch.Tensor:
+def unnormalize_patches(
+    predictions: torch.Tensor, pixels: torch.Tensor, tubelet: int, patch: int, token_idx: torch.Tensor
+) -> torch.Tensor:
     """Normalized predictions (B, n, t·p·p·3) -> pixels in [0, 1], using each token's own mean and std.
 
     `pixels` is the original clip in [0, 1], (B, 3, T, H, W); statistics are per token and colour channel
@@ -85,8 +86,7 @@ def unnormalize_patches(predictions: torch.Tensor, pixels: torch.Tensor, tubelet
     return restored.clamp(0, 1).view(b, n, -1)  # (B, n, t·p·p·3)
 
 
-def paint_tokens(canvas: torch.Tensor, values: torch.Tensor, token_idx: torch.Tensor, tubelet: int,
-                 patch: int) -> None:
+def paint_tokens(canvas: torch.Tensor, values: torch.Tensor, token_idx: torch.Tensor, tubelet: int, patch: int) -> None:
     """Write tokens (B, n, t·p·p·3) (official (t, p, p, c) layout) into canvas (B, 3, T, H, W) in place."""
     view = tubelet_view(canvas, tubelet, patch, channels_last=True)  # (B, T', H', W', t, p, p, 3), shares memory
     gh, gw = view.shape[2], view.shape[3]
@@ -137,7 +137,10 @@ def reconstruct(model: nn.Module, video: torch.Tensor, cfg: MaskConfig) -> Recon
         original=frames(original),
         visible=frames(torch.where(hidden, torch.full_like(original, HIDDEN_GREY), original)),
         decoded=frames(torch.where(decoded, original, torch.full_like(original, HIDDEN_GREY))),
-        recon=frames(recon), error=frames(error), loss=loss)
+        recon=frames(recon),
+        error=frames(error),
+        loss=loss,
+    )
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

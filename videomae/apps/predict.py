@@ -22,13 +22,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from videomae.apps.inputs import InputVideo
+from videomae.apps.loading import TrainedSettings, load_model
 from videomae.checkpoint import locate, read_labels
 from videomae.data.decoders import VideoReader
 from videomae.data.manifests import read_label_file
 from videomae.data.sampling import test_indices
 from videomae.data.transforms import multiview_clip
+from videomae.devices import autocast, pick_device
 from videomae.errors import ConfigError, DataError
-from videomae.product.common import InputVideo, TrainedSettings, autocast, load_model, pick_device
 
 KINETICS_LABELS = ("k400", "k600", "k700", "k710")
 
@@ -81,11 +83,16 @@ def resolve_labels(spec: str | None, checkpoint: str, num_classes: int) -> list[
         names = read_labels(locate(checkpoint))
         if names is None:
             by_size = {len(kinetics_labels(k)): k for k in KINETICS_LABELS}
-            names = kinetics_labels(by_size[num_classes]) if num_classes in by_size \
+            names = (
+                kinetics_labels(by_size[num_classes])
+                if num_classes in by_size
                 else [f"class {i}" for i in range(num_classes)]
+            )
     if len(names) != num_classes:
-        raise DataError(f"{spec or 'the label file'} has {len(names)} class names but the model has {num_classes} "
-                        f"outputs; pass --labels with a matching list")
+        raise DataError(
+            f"{spec or 'the label file'} has {len(names)} class names but the model has {num_classes} "
+            f"outputs; pass --labels with a matching list"
+        )
     return names
 
 
@@ -97,8 +104,9 @@ class FramesReader:
     def __init__(self, frames: np.ndarray | torch.Tensor):
         frames = frames.cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
-            raise DataError(f"decoded frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} "
-                            f"{tuple(frames.shape)}")
+            raise DataError(
+                f"decoded frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {tuple(frames.shape)}"
+            )
         self.frames, self.num_frames = frames, len(frames)
 
     def read(self, indices) -> np.ndarray:
@@ -113,13 +121,14 @@ def view_batches(reader: VideoReader, cfg: ViewConfig):
     try:
         pending = []
         for clip in range(cfg.num_clips):
-            indices = test_indices(reader.num_frames, cfg.num_frames, cfg.sampling_rate, cfg.sparse, clip,
-                                   cfg.num_clips)
+            indices = test_indices(
+                reader.num_frames, cfg.num_frames, cfg.sampling_rate, cfg.sparse, clip, cfg.num_clips
+            )
             frames = reader.read(indices.tolist())  # (T, H, W, 3)
             pending += [multiview_clip(frames, cfg.short_side, crop, cfg.num_crops) for crop in range(cfg.num_crops)]
             while len(pending) >= cfg.batch_size:
-                yield torch.stack(pending[:cfg.batch_size])
-                pending = pending[cfg.batch_size:]
+                yield torch.stack(pending[: cfg.batch_size])
+                pending = pending[cfg.batch_size :]
         if pending:
             yield torch.stack(pending)
     finally:
@@ -157,8 +166,11 @@ class Prediction:
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"video": self.video, "error": self.error}
-        return {"video": self.video, "views": self.views,
-                "top_k": [{"index": i, "label": name, "probability": _json_number(p)} for i, name, p in self.top]}
+        return {
+            "video": self.video,
+            "views": self.views,
+            "top_k": [{"index": i, "label": name, "probability": _json_number(p)} for i, name, p in self.top],
+        }
 
 
 def _json_number(value: float) -> float | None:
@@ -215,28 +227,52 @@ class Predictor:
         backend: video decoder for files: "pyav", "decord", "torchcodec" or "auto".
     """
 
-    def __init__(self, checkpoint: str, device: str | torch.device | None = None, *, model: str | None = None,
-                 labels: str | None = None, top_k: int = 5, clips: int | None = None, crops: int | None = None,
-                 sampling_rate: int | None = None, short_side: int | None = None, batch_size: int = 8,
-                 precision: str = "fp32", backend: str = "pyav"):
-        check_counts({"top_k": top_k, "clips": clips, "crops": crops, "sampling_rate": sampling_rate,
-                      "short_side": short_side, "batch_size": batch_size})
+    def __init__(
+        self,
+        checkpoint: str,
+        device: str | torch.device | None = None,
+        *,
+        model: str | None = None,
+        labels: str | None = None,
+        top_k: int = 5,
+        clips: int | None = None,
+        crops: int | None = None,
+        sampling_rate: int | None = None,
+        short_side: int | None = None,
+        batch_size: int = 8,
+        precision: str = "fp32",
+        backend: str = "pyav",
+    ):
+        check_counts(
+            {
+                "top_k": top_k,
+                "clips": clips,
+                "crops": crops,
+                "sampling_rate": sampling_rate,
+                "short_side": short_side,
+                "batch_size": batch_size,
+            }
+        )
         self.device = pick_device(str(device) if device is not None else None)
         self.model = load_model(str(checkpoint), model).to(self.device)
         config = self.model.config
         if config.kind != "classifier" or config.num_classes < 1:
-            raise ConfigError(f"{checkpoint} is not a classifier (kind {config.kind!r}, {config.num_classes} "
-                              f"classes); prediction needs a fine-tuned checkpoint")
+            raise ConfigError(
+                f"{checkpoint} is not a classifier (kind {config.kind!r}, {config.num_classes} "
+                f"classes); prediction needs a fine-tuned checkpoint"
+            )
         self.labels = resolve_labels(labels, str(checkpoint), config.num_classes)
         trained = TrainedSettings.of(str(checkpoint))
-        self.views = ViewConfig(num_clips=trained.pick("clips", clips, "test_num_segment", 5),
-                                num_crops=trained.pick("crops", crops, "test_num_crop", 3),
-                                num_frames=config.num_frames,
-                                sampling_rate=trained.pick("sampling rate", sampling_rate, "sampling_rate", 4),
-                                sparse=trained.pick("segment sampling", None, "sparse", False),
-                                short_side=trained.pick("short side", short_side, "short_side_size",
-                                                        config.image_hw[0]),
-                                batch_size=batch_size, precision=precision)
+        self.views = ViewConfig(
+            num_clips=trained.pick("clips", clips, "test_num_segment", 5),
+            num_crops=trained.pick("crops", crops, "test_num_crop", 3),
+            num_frames=config.num_frames,
+            sampling_rate=trained.pick("sampling rate", sampling_rate, "sampling_rate", 4),
+            sparse=trained.pick("segment sampling", None, "sparse", False),
+            short_side=trained.pick("short side", short_side, "short_side_size", config.image_hw[0]),
+            batch_size=batch_size,
+            precision=precision,
+        )
         self.top_k, self.backend = top_k, backend
 
     def __call__(self, inputs, top_k: int | None = None) -> Prediction | list[Prediction]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from videomae.masking import make_mask, kept_indices
+from videomae.apps.visualize import paint_tokens, token_mask_pixels, unnormalize_patches
+from videomae.masking import kept_indices, make_mask
 from videomae.training.objective import pixel_targets, unnormalize
-from videomae.product.visualize import paint_tokens, token_mask_pixels, unnormalize_patches
 
 
 def test_normalized_targets_map_back_to_the_original_pixels():

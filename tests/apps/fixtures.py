@@ -15,10 +15,20 @@ from PIL import Image
 
 from videomae.checkpoint import save_pretrained
 from videomae.data.synthetic import encode_video
-from videomae.models import create_model
+from videomae.factory import create_model
 
-TINY_ARCH = dict(img_size=32, patch_size=8, num_frames=4, tubelet_size=2, embed_dim=32, depth=1, num_heads=2,
-                 decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+TINY_ARCH = dict(
+    img_size=32,
+    patch_size=8,
+    num_frames=4,
+    tubelet_size=2,
+    embed_dim=32,
+    depth=1,
+    num_heads=2,
+    decoder_embed_dim=16,
+    decoder_depth=1,
+    decoder_num_heads=2,
+)
 NUM_CLASSES = 3
 
 
@@ -37,7 +47,7 @@ def moving_frames(length: int, height: int, width: int, seed: int) -> np.ndarray
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 60, size=(length, height, width, 3), dtype=np.uint8)
     for t in range(length):
-        frames[t, 8:18, (2 * t) % (width - 10):(2 * t) % (width - 10) + 10] = 220
+        frames[t, 8:18, (2 * t) % (width - 10) : (2 * t) % (width - 10) + 10] = 220
     return frames
 
 
@@ -68,8 +78,13 @@ def assets(tmp_path_factory) -> TinyAssets:
 
 def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """`python -m videomae ARGS` in a subprocess (one thread: several test runs may share the cores)."""
-    return subprocess.run([sys.executable, "-m", "videomae", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "videomae", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

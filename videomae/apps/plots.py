@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -28,8 +28,9 @@ def text_size(draw: ImageDraw.ImageDraw, text: str, face) -> tuple[int, int]:
     return right - left, bottom - top
 
 
-def draw_text_grid(cells: Sequence[Sequence[np.ndarray]], row_names: Sequence[str], title: str | None = None
-                   ) -> Image.Image:
+def draw_text_grid(
+    cells: Sequence[Sequence[np.ndarray]], row_names: Sequence[str], title: str | None = None
+) -> Image.Image:
     """Rows of equally sized uint8 (h, w, 3) images, with a name left of each row and an optional title."""
     face = font(13)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -64,8 +65,16 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def line_plot(series: dict[str, Sequence[float]], path: str, *, title: str, xlabel: str, ylabel: str,
-              size: tuple[int, int] = (640, 400), smooth: int = 1) -> None:
+def line_plot(
+    series: dict[str, Sequence[float]],
+    path: str,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    size: tuple[int, int] = (640, 400),
+    smooth: int = 1,
+) -> None:
     """Save a PNG line plot of named series (x = 1, 2, ... per series), with axes, ticks and a legend.
 
     Args:
@@ -101,7 +110,7 @@ def line_plot(series: dict[str, Sequence[float]], path: str, *, title: str, xlab
         px, _ = to_px(tick, y_low)
         draw.text((px - 8, height - bottom + 4), _label(tick), fill=INK, font=small)
     draw.rectangle([left, top, width - right, height - bottom], outline=INK)
-    for colour, (name, values) in zip(COLOURS * 4, curves.items()):
+    for colour, values in zip(COLOURS * 4, curves.values()):
         if len(values) > 1:
             draw.line([to_px(i + 1, v) for i, v in enumerate(values)], fill=colour, width=2)
     draw.text((left, 6), title, fill=INK, font=face)

@@ -19,6 +19,7 @@ randomness is a function of (seed, epoch, index, view).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -54,8 +55,15 @@ DAMAGED = (FileNotFoundError, ValueError, RuntimeError, EOFError, pickle.Unpickl
 # What a write to a read-only or full disk raises: torch.save reports it as a RuntimeError, safetensors as its own.
 WRITE_FAILED = (OSError, RuntimeError, SafetensorError)
 # Model settings that change training, not the weights: a run may resume with other values.
-NOT_ARCHITECTURE = {"drop_rate", "attn_drop_rate", "drop_path_rate", "head_drop_rate", "init_scale", "use_checkpoint",
-                    "fused_attn"}
+NOT_ARCHITECTURE = {
+    "drop_rate",
+    "attn_drop_rate",
+    "drop_path_rate",
+    "head_drop_rate",
+    "init_scale",
+    "use_checkpoint",
+    "fused_attn",
+}
 
 
 class DivergenceError(VideoMAEError):
@@ -120,8 +128,17 @@ def check_finite(state: dict[str, torch.Tensor]) -> None:
         raise DivergenceError(f"weights are not finite ({bad[0]} and {len(bad) - 1} more); no checkpoint written")
 
 
-def save_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch.optim.Optimizer, *,
-                    meta: dict, scaler: torch.amp.GradScaler | None, ema: nn.Module | None, keep_last: int) -> None:
+def save_checkpoint(
+    output_dir: str,
+    d: Dist,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    meta: dict,
+    scaler: torch.amp.GradScaler | None,
+    ema: nn.Module | None,
+    keep_last: int,
+) -> None:
     """Write `step_{meta['step']}` atomically (rank 0) and delete all but the newest `keep_last`."""
     model_state = full_model_state(model)
     optim_state = get_optimizer_state_dict(model, optimizer, options=FULL)
@@ -131,8 +148,10 @@ def save_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch
         save_file(model_state, os.path.join(tmp, "model.safetensors"))
         if ema_state is not None:
             save_file(ema_state, os.path.join(tmp, "ema.safetensors"))
-        torch.save({"optimizer": optim_state, "scaler": scaler.state_dict() if scaler else None},
-                   os.path.join(tmp, "train_state.pt"))
+        torch.save(
+            {"optimizer": optim_state, "scaler": scaler.state_dict() if scaler else None},
+            os.path.join(tmp, "train_state.pt"),
+        )
         write_json(os.path.join(tmp, "meta.json"), meta)
 
     def write_and_prune() -> None:
@@ -144,8 +163,14 @@ def save_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch
     on_main(write_and_prune, d)
 
 
-def save_model_dir(path: str, d: Dist, model: nn.Module, meta: dict, class_names: list[str] | None = None,
-                   preprocessing: Preprocessing | None = None) -> None:
+def save_model_dir(
+    path: str,
+    d: Dist,
+    model: nn.Module,
+    meta: dict,
+    class_names: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> None:
     """Replace `path` atomically with the model in the project's format (`create_model(pretrained=path)`
     loads it) plus `meta.json`, `preprocessing.json` (how its inputs were prepared, the defaults of `predict`,
     `visualize`, `extract` and `eval`) and `labels.txt` (one class name per line) when the classes have names.
@@ -212,17 +237,26 @@ def check_same_model(path: str, saved: dict | None, current: dict) -> None:
     """Resuming another architecture stops here, in one line, instead of deep inside load_state_dict."""
     if saved is None:  # older checkpoints: the weight shapes decide
         return
-    differs = sorted(k for k in saved.keys() | current.keys()
-                     if k not in NOT_ARCHITECTURE and saved.get(k) != current.get(k))
+    differs = sorted(
+        k for k in saved.keys() | current.keys() if k not in NOT_ARCHITECTURE and saved.get(k) != current.get(k)
+    )
     if differs:
         was = ", ".join(f"{k}={saved.get(k)}" for k in differs)
         now = ", ".join(f"{k}={current.get(k)}" for k in differs)
-        raise CheckpointError(f"{path} holds another model ({was}) than this run builds ({now}); resume with the "
-                              f"model it was trained with, or choose another output_dir or pass --fresh")
+        raise CheckpointError(
+            f"{path} holds another model ({was}) than this run builds ({now}); resume with the "
+            f"model it was trained with, or choose another output_dir or pass --fresh"
+        )
 
 
-def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer, *,
-                    scaler: torch.amp.GradScaler | None, ema: nn.Module | None) -> dict:
+def load_checkpoint(
+    path: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None,
+    ema: nn.Module | None,
+) -> dict:
     """Restore model, optimizer, scaler and EMA from a step directory; returns its meta (step, epoch, ...)."""
     meta, model_state, train_state, ema_state = read_checkpoint(path)
     check_same_model(path, meta.get("model_config"), model.config.to_dict())
@@ -231,9 +265,11 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         set_model_state_dict(model, model_state, options=full)
         set_optimizer_state_dict(model, optimizer, train_state["optimizer"], options=full)
     except (RuntimeError, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path} does not fit this run's model and optimizer ({one_line(error)[:300]}); "
-                              f"resume with the settings it was written with, or choose another output_dir or "
-                              f"pass --fresh") from None
+        raise CheckpointError(
+            f"{path} does not fit this run's model and optimizer ({one_line(error)[:300]}); "
+            f"resume with the settings it was written with, or choose another output_dir or "
+            f"pass --fresh"
+        ) from None
     if scaler is not None and train_state["scaler"]:
         scaler.load_state_dict(train_state["scaler"])
     if ema is not None:  # a run that turns EMA on starts its average from the resumed weights
@@ -246,12 +282,20 @@ def set_aside(damaged: list[tuple[str, DamagedCheckpoint]], resumed: str) -> Non
     for path, error in damaged:
         aside = unused_path(f"{path}.corrupt")
         os.rename(path, aside)
-        print(f"checkpoint damaged ({error}); moved it to {aside} and resumed from {resumed}", file=sys.stderr,
-              flush=True)
+        print(
+            f"checkpoint damaged ({error}); moved it to {aside} and resumed from {resumed}", file=sys.stderr, flush=True
+        )
 
 
-def load_newest_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer: torch.optim.Optimizer, *,
-                           scaler: torch.amp.GradScaler | None, ema: nn.Module | None) -> tuple[str, dict] | None:
+def load_newest_checkpoint(
+    output_dir: str,
+    d: Dist,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None,
+    ema: nn.Module | None,
+) -> tuple[str, dict] | None:
     """(path, meta) of the newest step checkpoint that loads; None when there is none at all.
 
     Collective: every process tries process 0's list in the same order and all agree on each outcome. Damaged
@@ -265,13 +309,15 @@ def load_newest_checkpoint(output_dir: str, d: Dist, model: nn.Module, optimizer
             problem = error
         problems = [p for p in gather_objects(problem, d) if p is not None]
         if not problems:
-            on_main(lambda: set_aside(damaged, path), d)
+            on_main(functools.partial(set_aside, damaged, path), d)
             return path, meta
         if not isinstance(problems[0], DamagedCheckpoint):
             raise problems[0]
         damaged.append((path, problems[0]))
     if damaged:
-        raise CheckpointError(f"no checkpoint in {checkpoint_dir(output_dir)} can be read "
-                              f"({'; '.join(str(error) for _, error in damaged)}); pass --fresh to move this run "
-                              f"aside and start again")
+        raise CheckpointError(
+            f"no checkpoint in {checkpoint_dir(output_dir)} can be read "
+            f"({'; '.join(str(error) for _, error in damaged)}); pass --fresh to move this run "
+            f"aside and start again"
+        )
     return None

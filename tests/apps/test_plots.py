@@ -5,13 +5,20 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from videomae.product.plots import draw_text_grid, line_plot, nice_ticks
+from videomae.apps.plots import draw_text_grid, line_plot, nice_ticks
 
 
 def test_line_plot_writes_a_png(tmp_path):
     path = tmp_path / "curve.png"
-    line_plot({"a": [3, 2, 1.5, None, 1.2], "b": [2.5, 2.4, 2.2, 2.1, 2.0]}, str(path), title="t", xlabel="step",
-              ylabel="loss", size=(320, 200), smooth=2)
+    line_plot(
+        {"a": [3, 2, 1.5, None, 1.2], "b": [2.5, 2.4, 2.2, 2.1, 2.0]},
+        str(path),
+        title="t",
+        xlabel="step",
+        ylabel="loss",
+        size=(320, 200),
+        smooth=2,
+    )
     image = Image.open(path)
     assert image.size == (320, 200)
     colours = {tuple(c) for c in np.asarray(image.convert("RGB")).reshape(-1, 3).tolist()}

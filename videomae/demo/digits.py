@@ -23,8 +23,16 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from videomae.seeding import numpy_generator
 
-CLASS_NAMES = ("move left", "move right", "move up", "move down", "turn clockwise", "turn anticlockwise",
-               "grow", "shrink")
+CLASS_NAMES = (
+    "move left",
+    "move right",
+    "move up",
+    "move down",
+    "turn clockwise",
+    "turn anticlockwise",
+    "grow",
+    "shrink",
+)
 GLYPH_SIZE = 28  # glyphs are rendered at MNIST resolution, then warped onto the frame
 _GLYPH_STREAM, _CLIP_STREAM = 0, 1
 
@@ -73,17 +81,21 @@ def render_glyph(digit: int, rng: np.random.Generator) -> np.ndarray:
     draw = ImageDraw.Draw(image)
     font = _font(int(canvas * 0.8))
     left, top, right, bottom = draw.textbbox((0, 0), str(digit), font=font)
-    draw.text(((canvas - (right - left)) / 2 - left, (canvas - (bottom - top)) / 2 - top), str(digit),
-              fill=255, font=font)
+    draw.text(
+        ((canvas - (right - left)) / 2 - left, (canvas - (bottom - top)) / 2 - top), str(digit), fill=255, font=font
+    )
     stroke = int(rng.integers(0, 4))  # 0 = thin, up to 3 dilations = bold
     for _ in range(stroke):
         image = image.filter(ImageFilter.MaxFilter(5))
     shear, stretch = rng.uniform(-0.35, 0.35), rng.uniform(0.8, 1.15)
     centre = canvas / 2
     # PIL's affine maps output (x, y) to input; shear around the centre and stretch horizontally.
-    image = image.transform((canvas, canvas), Image.Transform.AFFINE,
-                            (1 / stretch, shear, centre - centre / stretch - shear * centre, 0, 1, 0),
-                            resample=Image.Resampling.BILINEAR)
+    image = image.transform(
+        (canvas, canvas),
+        Image.Transform.AFFINE,
+        (1 / stretch, shear, centre - centre / stretch - shear * centre, 0, 1, 0),
+        resample=Image.Resampling.BILINEAR,
+    )
     image = image.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
     image = image.resize((GLYPH_SIZE, GLYPH_SIZE), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.float32) / 255.0
@@ -139,17 +151,19 @@ def sample_motion(labels: torch.Tensor, cfg: DigitsConfig, generator: torch.Gene
     return Motion(x, y, angle, scale)
 
 
-def render_clips(glyphs: torch.Tensor, motion: Motion, cfg: DigitsConfig, generator: torch.Generator
-                 ) -> torch.Tensor:
+def render_clips(glyphs: torch.Tensor, motion: Motion, cfg: DigitsConfig, generator: torch.Generator) -> torch.Tensor:
     """Warp each clip's glyph to its per-frame pose and colour it: uint8 (B, T, H, W, 3)."""
     b, t = motion.x.shape
     cos, sin = torch.cos(motion.angle), torch.sin(motion.angle)  # (B, T)
     inv = 1.0 / motion.scale
     # affine_grid maps output frame coords to glyph coords: glyph = R(-angle)·(out - centre) / scale.
-    theta = torch.stack([
-        torch.stack([cos * inv, sin * inv, -(cos * motion.x + sin * motion.y) * inv], dim=-1),
-        torch.stack([-sin * inv, cos * inv, (sin * motion.x - cos * motion.y) * inv], dim=-1),
-    ], dim=-2).view(b * t, 2, 3)  # (B·T, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([cos * inv, sin * inv, -(cos * motion.x + sin * motion.y) * inv], dim=-1),
+            torch.stack([-sin * inv, cos * inv, (sin * motion.x - cos * motion.y) * inv], dim=-1),
+        ],
+        dim=-2,
+    ).view(b * t, 2, 3)  # (B·T, 2, 3)
     grid = F.affine_grid(theta, [b * t, 1, cfg.size, cfg.size], align_corners=False)
     source = glyphs.repeat_interleave(t, dim=0)  # (B·T, 1, 28, 28)
     ink = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -173,8 +187,14 @@ class DigitClips:
         return self.labels.shape[0]
 
 
-def make_digit_clips(num_clips: int, cfg: DigitsConfig, seed: int, *, stream: int = 0,
-                     glyphs: tuple[torch.Tensor, torch.Tensor] | None = None) -> DigitClips:
+def make_digit_clips(
+    num_clips: int,
+    cfg: DigitsConfig,
+    seed: int,
+    *,
+    stream: int = 0,
+    glyphs: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> DigitClips:
     """Generate `num_clips` clips, each class equally often (up to one clip), in shuffled order.
 
     Args:

@@ -1,6 +1,6 @@
 """`videomae demo`: does VideoMAE V2 pretraining help? Measured end to end on a laptop-sized problem.
 
-1. Build moving-digit videos (`videomae.product.digits`): a large unlabelled pool, a small labelled
+1. Build moving-digit videos (`videomae.demo.digits`): a large unlabelled pool, a small labelled
    training set (a few clips per class) and a held-out test set. Classes are motions, so a single frame
    is not enough.
 2. Pretrain a tiny VideoMAE V2 on the pool with dual masking (tube encoder mask, running-cell decoder mask).
@@ -26,15 +26,15 @@ import torch.nn as nn
 from PIL import Image
 from torch.utils.data import Dataset
 
+from videomae.apps.plots import line_plot
+from videomae.apps.visualize import MaskConfig, grid_image, reconstruct, save_gif
 from videomae.checkpoint import save_pretrained
 from videomae.data import DataConfig, build_loader
 from videomae.data.synthetic import encode_video
 from videomae.data.transforms import normalize, to_tchw
+from videomae.demo.digits import CLASS_NAMES, DigitClips, DigitsConfig, glyph_bank, make_digit_clips
+from videomae.factory import create_model
 from videomae.masking import make_mask
-from videomae.models import create_model
-from videomae.product.digits import CLASS_NAMES, DigitClips, DigitsConfig, glyph_bank, make_digit_clips
-from videomae.product.plots import line_plot
-from videomae.product.visualize import MaskConfig, grid_image, reconstruct, save_gif
 from videomae.seeding import numpy_generator, torch_generator
 from videomae.training.config import OptimConfig
 from videomae.training.distributed import Dist
@@ -92,17 +92,40 @@ class DemoConfig:
     train_per_class: int = 15
     test_per_class: int = 50
     digits: DigitsConfig = field(default_factory=DigitsConfig)
-    arch: dict = field(default_factory=lambda: dict(
-        img_size=32, patch_size=8, num_frames=8, tubelet_size=2, embed_dim=96, depth=4, num_heads=3,
-        decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=2))
+    arch: dict = field(
+        default_factory=lambda: dict(
+            img_size=32,
+            patch_size=8,
+            num_frames=8,
+            tubelet_size=2,
+            embed_dim=96,
+            depth=4,
+            num_heads=3,
+            decoder_embed_dim=64,
+            decoder_depth=2,
+            decoder_num_heads=2,
+        )
+    )
     mask_ratio: float = 0.75
     decoder_mask_ratio: float = 0.5
-    pretrain: StageConfig = field(default_factory=lambda: StageConfig(
-        epochs=15, batch_size=64, optim=OptimConfig(lr=1.5e-3, min_lr=1e-5, warmup_epochs=1, betas=(0.9, 0.95),
-                                                    weight_decay=0.05, lr_rule="none")))
-    finetune: StageConfig = field(default_factory=lambda: StageConfig(
-        epochs=60, batch_size=24, optim=OptimConfig(lr=1e-3, min_lr=1e-6, warmup_epochs=6, weight_decay=0.05,
-                                                    layer_decay=0.75, lr_rule="none")))
+    pretrain: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            epochs=15,
+            batch_size=64,
+            optim=OptimConfig(
+                lr=1.5e-3, min_lr=1e-5, warmup_epochs=1, betas=(0.9, 0.95), weight_decay=0.05, lr_rule="none"
+            ),
+        )
+    )
+    finetune: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            epochs=60,
+            batch_size=24,
+            optim=OptimConfig(
+                lr=1e-3, min_lr=1e-6, warmup_epochs=6, weight_decay=0.05, layer_decay=0.75, lr_rule="none"
+            ),
+        )
+    )
     scratch_layer_decay: float = 1.0
     drop_path_rate: float = 0.1
     label_smoothing: float = 0.1
@@ -110,15 +133,29 @@ class DemoConfig:
     threads: int = 1
 
     @classmethod
-    def quick(cls, seed: int = 0) -> "DemoConfig":
+    def quick(cls, seed: int = 0) -> DemoConfig:
         """A seconds-long run of the same pipeline (tests, smoke checks); its accuracies mean nothing."""
-        return cls(seed=seed, pool_size=128, train_per_class=3, test_per_class=3,
-                   digits=DigitsConfig(glyphs_per_digit=2),
-                   arch=dict(img_size=32, patch_size=8, num_frames=8, tubelet_size=2, embed_dim=32, depth=2,
-                             num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2),
-                   pretrain=StageConfig(2, 32, OptimConfig(lr=1e-3, warmup_epochs=0, lr_rule="none")),
-                   finetune=StageConfig(2, 8, OptimConfig(lr=1e-3, warmup_epochs=0, layer_decay=0.75,
-                                                          lr_rule="none")))
+        return cls(
+            seed=seed,
+            pool_size=128,
+            train_per_class=3,
+            test_per_class=3,
+            digits=DigitsConfig(glyphs_per_digit=2),
+            arch=dict(
+                img_size=32,
+                patch_size=8,
+                num_frames=8,
+                tubelet_size=2,
+                embed_dim=32,
+                depth=2,
+                num_heads=2,
+                decoder_embed_dim=32,
+                decoder_depth=1,
+                decoder_num_heads=2,
+            ),
+            pretrain=StageConfig(2, 32, OptimConfig(lr=1e-3, warmup_epochs=0, lr_rule="none")),
+            finetune=StageConfig(2, 8, OptimConfig(lr=1e-3, warmup_epochs=0, layer_decay=0.75, lr_rule="none")),
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -140,8 +177,13 @@ class ClipDataset(Dataset):
         masks: (grid, encoder ratio, decoder ratio) for pretraining items; None for classification.
     """
 
-    def __init__(self, clips: DigitClips, seed: int, max_shift: int = 0,
-                 masks: tuple[tuple[int, int, int], float, float] | None = None):
+    def __init__(
+        self,
+        clips: DigitClips,
+        seed: int,
+        max_shift: int = 0,
+        masks: tuple[tuple[int, int, int], float, float] | None = None,
+    ):
         self.clips, self.seed, self.max_shift, self.masks = clips, seed, max_shift, masks
         self.epoch = 0
         self.num_classes, self.class_names = len(CLASS_NAMES), list(CLASS_NAMES)
@@ -162,11 +204,17 @@ class ClipDataset(Dataset):
         if self.masks is not None:
             grid, ratio, decoder_ratio = self.masks
             generator = torch_generator(self.seed, epoch, index)
-            return {"video": video[None],
-                    "encoder_mask": make_mask("tube", 1, grid, ratio, generator=generator),
-                    "decoder_mask": make_mask("running_cell", 1, grid, decoder_ratio, generator=generator)}
-        return {"video": video[None], "label": self.clips.labels[index:index + 1],
-                "video_index": torch.tensor([index]), "view": torch.tensor([0])}
+            return {
+                "video": video[None],
+                "encoder_mask": make_mask("tube", 1, grid, ratio, generator=generator),
+                "decoder_mask": make_mask("running_cell", 1, grid, decoder_ratio, generator=generator),
+            }
+        return {
+            "video": video[None],
+            "label": self.clips.labels[index : index + 1],
+            "video_index": torch.tensor([index]),
+            "view": torch.tensor([0]),
+        }
 
 
 @dataclass
@@ -183,14 +231,16 @@ def build_data(cfg: DemoConfig) -> DemoData:
     return DemoData(
         pool=make_digit_clips(cfg.pool_size, cfg.digits, cfg.seed, stream=POOL_STREAM, glyphs=bank),
         train=make_digit_clips(cfg.train_per_class * classes, cfg.digits, cfg.seed, stream=TRAIN_STREAM, glyphs=bank),
-        test=make_digit_clips(cfg.test_per_class * classes, cfg.digits, cfg.seed, stream=TEST_STREAM, glyphs=bank))
+        test=make_digit_clips(cfg.test_per_class * classes, cfg.digits, cfg.seed, stream=TEST_STREAM, glyphs=bank),
+    )
 
 
 # ---- training --------------------------------------------------------------------------------------------------
 
 
-def train_stage(model: nn.Module, dataset: ClipDataset, loss_fn, stage: StageConfig, seed: int, name: str,
-                log=print) -> list[float]:
+def train_stage(
+    model: nn.Module, dataset: ClipDataset, loss_fn, stage: StageConfig, seed: int, name: str, log=print
+) -> list[float]:
     """Train `model` on `dataset` for the stage's epochs with the engine's optimizer and schedules.
 
     Logs about ten progress lines through `log`.
@@ -226,8 +276,9 @@ def pretrain(cfg: DemoConfig, data: DemoData, log=print) -> tuple[nn.Module, lis
     """Dual-masking pretraining on the unlabelled pool."""
     torch.manual_seed(cfg.seed)
     model = create_model("pretrain_videomae_small_patch16_224", **cfg.arch)
-    grid = model.encoder.token_grid(torch.zeros(1, 3, cfg.arch["num_frames"], cfg.arch["img_size"],
-                                                cfg.arch["img_size"]))
+    grid = model.encoder.token_grid(
+        torch.zeros(1, 3, cfg.arch["num_frames"], cfg.arch["img_size"], cfg.arch["img_size"])
+    )
     dataset = ClipDataset(data.pool, cfg.seed, masks=(grid, cfg.mask_ratio, cfg.decoder_mask_ratio))
     loss_fn = reconstruction_objective(cfg.arch["tubelet_size"], cfg.arch["patch_size"], normalize=True)
     return model, train_stage(model, dataset, loss_fn, cfg.pretrain, cfg.seed, "pretrain", log)
@@ -283,8 +334,9 @@ def save_samples(data: DemoData, out_dir: str) -> str:
         index = int(torch.nonzero(data.test.labels == label)[0])
         folder = os.path.join(root, name.replace(" ", "_"))
         os.makedirs(folder, exist_ok=True)
-        encode_video(os.path.join(folder, f"test_{index:05d}.mp4"), data.test.frames[index].numpy(),
-                     options={"crf": "12"})
+        encode_video(
+            os.path.join(folder, f"test_{index:05d}.mp4"), data.test.frames[index].numpy(), options={"crf": "12"}
+        )
     return root
 
 
@@ -298,11 +350,23 @@ def save_classifier(model: nn.Module, path: str) -> None:
 def save_curves(out_dir: str, pretrain_losses: list[float], finetune_losses: dict[str, list[float]]) -> list[str]:
     pretrain_png = os.path.join(out_dir, "pretrain_loss.png")
     finetune_png = os.path.join(out_dir, "finetune_loss.png")
-    line_plot({"reconstruction loss": pretrain_losses}, pretrain_png, title="Pretraining (dual masking)",
-              xlabel="step", ylabel="MSE, normalized pixels", smooth=max(1, len(pretrain_losses) // 60))
+    line_plot(
+        {"reconstruction loss": pretrain_losses},
+        pretrain_png,
+        title="Pretraining (dual masking)",
+        xlabel="step",
+        ylabel="MSE, normalized pixels",
+        smooth=max(1, len(pretrain_losses) // 60),
+    )
     smooth = max(1, len(next(iter(finetune_losses.values()))) // 40)
-    line_plot(finetune_losses, finetune_png, title="Fine-tuning on the labelled clips", xlabel="step",
-              ylabel="cross-entropy", smooth=smooth)
+    line_plot(
+        finetune_losses,
+        finetune_png,
+        title="Fine-tuning on the labelled clips",
+        xlabel="step",
+        ylabel="cross-entropy",
+        smooth=smooth,
+    )
     return [pretrain_png, finetune_png]
 
 
@@ -366,13 +430,18 @@ def run_demo(cfg: DemoConfig, out_dir: str, log=print) -> dict:
 
     data = build_data(cfg)
     lap("data")
-    log(f"data: {len(data.pool)} unlabelled clips, {len(data.train)} labelled, {len(data.test)} test ({seconds['data']:.0f} s)")
+    log(
+        f"data: {len(data.pool)} unlabelled clips, {len(data.train)} labelled, {len(data.test)} test "
+        f"({seconds['data']:.0f} s)"
+    )
     pretrained, pretrain_losses = pretrain(cfg, data, log)
     pretrained_dir = os.path.join(out_dir, "pretrained")
     save_pretrained(pretrained, pretrained_dir)
     lap("pretrain")
-    log(f"pretrained {len(pretrain_losses)} steps, loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f} "
-        f"({seconds['pretrain']:.0f} s)")
+    log(
+        f"pretrained {len(pretrain_losses)} steps, loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f} "
+        f"({seconds['pretrain']:.0f} s)"
+    )
     pictures = save_reconstructions(pretrained, data, cfg, out_dir)
     runs = {}
     for name, source in (("pretrained", pretrained_dir), ("scratch", None)):
@@ -382,8 +451,11 @@ def run_demo(cfg: DemoConfig, out_dir: str, log=print) -> dict:
         runs[name] = {"losses": losses, "metrics": metrics}
         lap(f"finetune_{name}")
         log(f"fine-tuned {name}: test top-1 {metrics['acc1']:.1f}% ({seconds[f'finetune_{name}']:.0f} s)")
-    curves = save_curves(out_dir, pretrain_losses, {"from pretrained": runs["pretrained"]["losses"],
-                                                    "from scratch": runs["scratch"]["losses"]})
+    curves = save_curves(
+        out_dir,
+        pretrain_losses,
+        {"from pretrained": runs["pretrained"]["losses"], "from scratch": runs["scratch"]["losses"]},
+    )
     save_samples(data, out_dir)
     seconds["total"] = time.perf_counter() - start
     results = {
@@ -396,8 +468,11 @@ def run_demo(cfg: DemoConfig, out_dir: str, log=print) -> dict:
         "per_class_scratch": runs["scratch"]["metrics"]["per_class_acc1"],
         "confusion_pretrained": runs["pretrained"]["metrics"]["confusion"],
         "confusion_scratch": runs["scratch"]["metrics"]["confusion"],
-        "final_loss": {"pretrain": pretrain_losses[-1], "finetune_pretrained": runs["pretrained"]["losses"][-1],
-                       "finetune_scratch": runs["scratch"]["losses"][-1]},
+        "final_loss": {
+            "pretrain": pretrain_losses[-1],
+            "finetune_pretrained": runs["pretrained"]["losses"][-1],
+            "finetune_scratch": runs["scratch"]["losses"][-1],
+        },
         "data": {"pool": len(data.pool), "train": len(data.train), "test": len(data.test)},
         "seconds": seconds,
         "threads": torch.get_num_threads(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from videomae.product.digits import CLASS_NAMES, DigitsConfig, glyph_bank, make_digit_clips
+from videomae.demo.digits import CLASS_NAMES, DigitsConfig, glyph_bank, make_digit_clips
 
 CFG = DigitsConfig(glyphs_per_digit=2, noise=0.0)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import videomae
-from tests.product.fixtures import assets  # noqa: F401  (fixture)
+from tests.apps.fixtures import assets  # noqa: F401  (fixture)
 from videomae.data import open_video
 from videomae.errors import ConfigError, DataError
 

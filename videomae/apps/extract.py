@@ -26,9 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videomae.apps.inputs import InputVideo
 from videomae.data.transforms import val_clip
+from videomae.devices import autocast
 from videomae.errors import ConfigError, DataError
-from videomae.product.common import InputVideo, autocast
 
 logger = logging.getLogger("videomae.extract")
 
@@ -58,7 +59,7 @@ class ExtractConfig:
     input_size: int = 224
     short_side: int = 224
 
-    def validate(self) -> "ExtractConfig":
+    def validate(self) -> ExtractConfig:
         for name in ("clip_len", "stride", "frame_interval", "batch_size", "input_size", "short_side"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -77,7 +78,7 @@ class ExtractConfig:
     def preprocessing(self) -> str:
         if self.official_tad:
             return f"official-tad: resize to {self.input_size}x{self.input_size} (aspect not kept), [0, 1], no mean/std"
-        return (f"short side {self.short_side}, centre crop {self.input_size}, ImageNet mean/std")
+        return f"short side {self.short_side}, centre crop {self.input_size}, ImageNet mean/std"
 
 
 def window_starts(num_frames: int, cfg: ExtractConfig) -> list[int]:
@@ -104,8 +105,9 @@ def preprocess(frames: np.ndarray, cfg: ExtractConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def video_features(model: nn.Module, video: InputVideo, cfg: ExtractConfig, device: torch.device,
-                   backend: str = "pyav") -> tuple[np.ndarray, dict]:
+def video_features(
+    model: nn.Module, video: InputVideo, cfg: ExtractConfig, device: torch.device, backend: str = "pyav"
+) -> tuple[np.ndarray, dict]:
     """Features of every window of one video: float32 (num_windows, D) and facts for the sidecar.
 
     Frames are decoded one batch of windows at a time (the union of the batch's frames), so memory stays
@@ -118,7 +120,7 @@ def video_features(model: nn.Module, video: InputVideo, cfg: ExtractConfig, devi
         offsets = np.arange(cfg.clip_len) * cfg.frame_interval  # (T,)
         features = []
         for first in range(0, len(starts), cfg.batch_size):
-            batch_starts = np.asarray(starts[first:first + cfg.batch_size])
+            batch_starts = np.asarray(starts[first : first + cfg.batch_size])
             indices = np.minimum(batch_starts[:, None] + offsets[None], num_frames - 1)  # (b, T), pads short videos
             needed = np.unique(indices)
             frames = reader.read(needed.tolist())  # (F, H, W, 3)
@@ -219,7 +221,7 @@ def save_outputs(out_dir: str, video_id: str, features: np.ndarray, sidecar: dic
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
-    """"i/n" -> (i, n) with 0 <= i < n; None -> (0, 1)."""
+    """ "i/n" -> (i, n) with 0 <= i < n; None -> (0, 1)."""
     if text is None:
         return 0, 1
     try:
@@ -241,9 +243,18 @@ class ExtractSummary:
     failed: int = 0
 
 
-def extract_all(model: nn.Module, videos: list[InputVideo], out_dir: str, cfg: ExtractConfig,
-                device: torch.device, *, run_info: dict, shard: tuple[int, int] = (0, 1), backend: str = "pyav",
-                log=print) -> ExtractSummary:
+def extract_all(
+    model: nn.Module,
+    videos: list[InputVideo],
+    out_dir: str,
+    cfg: ExtractConfig,
+    device: torch.device,
+    *,
+    run_info: dict,
+    shard: tuple[int, int] = (0, 1),
+    backend: str = "pyav",
+    log=print,
+) -> ExtractSummary:
     """Extract the features of every video of this shard that no other process has finished or claimed.
 
     Args:
@@ -276,12 +287,21 @@ def extract_all(model: nn.Module, videos: list[InputVideo], out_dir: str, cfg: E
                 continue
             start = time.perf_counter()
             features, facts = video_features(model, video, cfg, device, backend)
-            sidecar = {"video": os.path.abspath(video.path), "video_id": video.video_id, **run_info, **facts,
-                       **asdict(cfg), "preprocessing": cfg.preprocessing, "shape": list(features.shape)}
+            sidecar = {
+                "video": os.path.abspath(video.path),
+                "video_id": video.video_id,
+                **run_info,
+                **facts,
+                **asdict(cfg),
+                "preprocessing": cfg.preprocessing,
+                "shape": list(features.shape),
+            }
             save_outputs(out_dir, video.video_id, features, sidecar)
             summary.done += 1
-            log(f"{video.video_id}: {features.shape[0]} windows x {features.shape[1]} "
-                f"({time.perf_counter() - start:.1f} s)")
+            log(
+                f"{video.video_id}: {features.shape[0]} windows x {features.shape[1]} "
+                f"({time.perf_counter() - start:.1f} s)"
+            )
         except DataError as error:
             summary.failed += 1
             log(f"{video.video_id}: failed: {error}")

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from videomae.apps.extract import ExtractConfig, claim, official_tad_clip, output_paths, parse_shard, window_starts
+from videomae.apps.inputs import discover_inputs, frame_template
 from videomae.errors import ConfigError, DataError
-from videomae.product.common import discover_inputs, frame_template
-from videomae.product.extract import ExtractConfig, claim, official_tad_clip, output_paths, parse_shard, window_starts
 
 
 def test_windows_follow_the_official_range():
@@ -24,8 +24,9 @@ def test_windows_follow_the_official_range():
 def test_official_transform_is_plain_bilinear_without_normalization():
     frames = np.random.default_rng(0).integers(0, 256, size=(4, 30, 50, 3), dtype=np.uint8)
     clip = official_tad_clip(frames, 16)
-    expected = F.interpolate(torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255, size=(16, 16),
-                             mode="bilinear", align_corners=False)
+    expected = F.interpolate(
+        torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255, size=(16, 16), mode="bilinear", align_corners=False
+    )
     assert clip.shape == (3, 4, 16, 16) and torch.equal(clip, expected)
     assert 0 <= float(clip.min()) and float(clip.max()) <= 1
 

@@ -1,0 +1,1 @@
+"""`videomae demo`: moving-digit videos (`digits`), pretraining vs. training from scratch end to end (`run`)."""

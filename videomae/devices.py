@@ -1,0 +1,39 @@
+"""Where and in which precision a model runs: one choice for training, evaluation and the apps."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from videomae.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pick_device(name: str | None) -> torch.device:
+    """The requested device, or CUDA when available, else the CPU."""
+    if name:
+        try:
+            device = torch.device(name)
+        except RuntimeError as error:
+            raise ConfigError(f"unknown device {name!r}: {error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None = fp32. "auto": fp32 on the CPU (bf16 there is emulated and slow), bf16 on accelerators."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(precision: str, device: torch.device):
+    """A context that runs its block in `precision` on `device` (autocast, or nothing for fp32)."""
+    dtype = autocast_dtype(precision, device)
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
