@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import typing
+from typing import Literal
 
 import torch
 
 from videomae.errors import ConfigError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS = typing.get_args(Precision)
 
 
 def pick_device(name: str | None) -> torch.device:

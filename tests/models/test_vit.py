@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from videomae import ModelConfig, create_model, list_models
 from videomae.errors import ConfigError
@@ -274,10 +273,13 @@ def test_checkpointing_is_not_a_model_setting(key):
     assert ModelConfig.from_dict(stored) == ModelConfig(**TINY)
 
 
-def test_bf16_autocast_forward_runs():
+def test_bf16_autocast_forward_is_close_to_fp32():
     model = create_model("pretrain_videomae_base_patch16_224", **TINY)
     mask = make_mask("tube", 1, (2, 4, 4), 0.5, generator=torch.Generator().manual_seed(0))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(torch.randn(1, 3, 4, 32, 32), mask)
-    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
-    assert F.mse_loss(out.float(), torch.zeros_like(out, dtype=torch.float32)) >= 0
+    video = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        reference = model(video, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(video, mask)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - reference).abs().max() < 0.05 * reference.abs().max()  # bf16 keeps ~3 digits

@@ -22,7 +22,7 @@ import torch.nn as nn
 from PIL import Image
 
 from videomae.apps.plots import draw_text_grid
-from videomae.masking import make_mask
+from videomae.masking import MaskSpec
 from videomae.models.vit import tubelet_view
 from videomae.seeding import torch_generator
 from videomae.training.objective import pixel_targets, predicted_indices, unnormalize
@@ -32,17 +32,6 @@ HIDDEN_GREY = 0.5  # fill of tokens the encoder did not see
 NOT_PREDICTED = 0.12  # fill of tokens nobody reconstructed
 ERROR_GAIN = 3.0  # errors are small; amplify them to be visible
 TARGET_EPS = 1e-6  # the eps of the normalized targets
-
-
-@dataclass(frozen=True)
-class MaskConfig:
-    """Masks for one visualization (VideoMAE V2 defaults)."""
-
-    encoder_type: str = "tube"
-    encoder_ratio: float = 0.9
-    decoder_type: str = "running_cell"
-    decoder_ratio: float = 0.5  # 0 = the decoder reconstructs exactly the hidden tokens (VideoMAE v1)
-    seed: int = 0
 
 
 @dataclass
@@ -58,15 +47,6 @@ class Reconstruction:
 
     def rows(self) -> list[np.ndarray]:
         return [self.original, self.visible, self.decoded, self.recon, self.error]
-
-
-def make_masks(grid: tuple[int, int, int], cfg: MaskConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Encoder mask (1, N) and decoder mask (1, N) or None (True = hidden / not reconstructed)."""
-    generator = torch_generator(cfg.seed, 0)
-    encoder = make_mask(cfg.encoder_type, 1, grid, cfg.encoder_ratio, generator=generator)
-    if cfg.decoder_ratio == 0:
-        return encoder, None
-    return encoder, make_mask(cfg.decoder_type, 1, grid, cfg.decoder_ratio, generator=generator)
 
 
 def unnormalize_patches(
@@ -104,12 +84,12 @@ def token_mask_pixels(mask: torch.Tensor, like: torch.Tensor, tubelet: int, patc
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, video: torch.Tensor, cfg: MaskConfig) -> Reconstruction:
+def reconstruct(model: nn.Module, video: torch.Tensor, masks: MaskSpec, seed: int = 0) -> Reconstruction:
     """Run a pretraining model on one normalized clip (1, 3, T, H, W) and build the panels."""
     c = model.config
     tubelet, patch = c.tubelet_size, c.patch_size
     grid = model.encoder.token_grid(video)
-    encoder_mask, decoder_mask = make_masks(grid, cfg)
+    encoder_mask, decoder_mask = masks.sample(1, grid, generator=torch_generator(seed, 0))
     predictions = model(video, encoder_mask, decoder_mask)  # (1, N_dec, t·p·p·3)
     predicted = predicted_indices(encoder_mask, decoder_mask)  # (1, N_dec)
     hidden_and_predicted = torch.gather(encoder_mask, 1, predicted)  # (1, N_dec)

@@ -51,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     from videomae.apps.inputs import discover_inputs
     from videomae.apps.loading import TrainedSettings, load_model
-    from videomae.apps.visualize import MaskConfig, grid_image, reconstruct, save_gif
+    from videomae.apps.visualize import grid_image, reconstruct, save_gif
     from videomae.data.sampling import dense_val_indices
     from videomae.data.transforms import val_clip
     from videomae.errors import DataError
+    from videomae.masking import MaskSpec
 
     if args.sampling_rate is not None and args.sampling_rate < 1:
         raise ConfigError(f"--sampling-rate must be at least 1, got {args.sampling_rate}")
@@ -71,12 +72,11 @@ def run(args: argparse.Namespace) -> int:
         )
     trained = TrainedSettings.of(args.checkpoint)
     rate = trained.pick("--sampling-rate", args.sampling_rate, "sampling_rate", 4)
-    masks = MaskConfig(
-        encoder_type=trained.pick("--mask-type", args.mask_type, "mask_type", "tube"),
-        encoder_ratio=trained.pick("--mask-ratio", args.mask_ratio, "mask_ratio", 0.9),
-        decoder_type=trained.pick("decoder mask", None, "decoder_mask_type", "running_cell"),
-        decoder_ratio=trained.pick("--decoder-mask-ratio", args.decoder_mask_ratio, "decoder_mask_ratio", 0.5),
-        seed=args.seed,
+    masks = MaskSpec(
+        mask_type=trained.pick("--mask-type", args.mask_type, "mask_type", "tube"),
+        mask_ratio=trained.pick("--mask-ratio", args.mask_ratio, "mask_ratio", 0.9),
+        decoder_mask_type=trained.pick("decoder mask", None, "decoder_mask_type", "running_cell"),
+        decoder_mask_ratio=trained.pick("--decoder-mask-ratio", args.decoder_mask_ratio, "decoder_mask_ratio", 0.5),
     )
     size, length = model.config.image_hw[0], model.config.num_frames
     reader = videos[0].open(args.backend)
@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         reader.close()
     video = val_clip(frames, size, size).unsqueeze(0)  # (1, 3, T, S, S)
-    result = reconstruct(model, video, masks)
-    described = f"{masks.encoder_type} {masks.encoder_ratio:g}, decoder {masks.decoder_type} {masks.decoder_ratio:g}"
+    result = reconstruct(model, video, masks, args.seed)
+    described = (
+        f"{masks.mask_type} {masks.mask_ratio:g}, decoder {masks.decoder_mask_type} {masks.decoder_mask_ratio:g}"
+    )
     title = f"{os.path.basename(args.video)}: {described}, loss {result.loss:.3f}"
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     grid_image(result, args.scale, title).save(args.output)

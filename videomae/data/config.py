@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from videomae.errors import DataError
+from videomae.masking import MaskSpec, MaskType
+from videomae.settings import check_choices
 
-BACKENDS = ("pyav", "decord", "torchcodec", "auto")
+Backend = Literal["pyav", "decord", "torchcodec", "auto"]
 
 
 @dataclass
@@ -97,7 +100,7 @@ class DataConfig:
     test_manifest: str | None = None
     root: str = ""
     sources: list[SourceConfig] = field(default_factory=list)
-    backend: str = "pyav"
+    backend: Backend = "pyav"
     frame_template: str = "img_{:05}.jpg"
     start_index: int = 1
     num_frames: int = 16
@@ -114,9 +117,9 @@ class DataConfig:
     mixup: float = 0.8
     cutmix: float = 1.0
     label_smoothing: float = 0.1
-    mask_type: str = "tube"
+    mask_type: MaskType = "tube"
     mask_ratio: float = 0.9
-    decoder_mask_type: str = "running_cell"
+    decoder_mask_type: MaskType = "running_cell"
     decoder_mask_ratio: float = 0.5
     tubelet_size: int = 2
     patch_size: int = 16
@@ -134,14 +137,18 @@ class DataConfig:
         self.validate()
 
     @property
+    def masks(self) -> MaskSpec:
+        """The pretraining masks these settings describe."""
+        return MaskSpec(self.mask_type, self.mask_ratio, self.decoder_mask_type, self.decoder_mask_ratio)
+
+    @property
     def uses_synthetic(self) -> bool:
         """Generated data is the fallback when no files are named."""
         return self.synthetic is not None and self.manifest is None and not self.sources
 
     def validate(self) -> None:
         """Raise `DataError` for settings that cannot work, naming the setting (`data.NAME`)."""
-        if self.backend not in BACKENDS:
-            raise DataError(f"data.backend: unknown video backend {self.backend!r}; choose one of {list(BACKENDS)}")
+        check_choices(self, "data.", DataError)
         for name in (
             "num_frames",
             "sampling_rate",

@@ -20,7 +20,7 @@ from videomae.data.decoders import DecodeError, FrameFolderReader, SegmentReader
 from videomae.data.manifests import Sample
 from videomae.data.synthetic import SyntheticReader
 from videomae.errors import DataError
-from videomae.masking import make_mask, token_grid
+from videomae.masking import token_grid
 from videomae.seeding import derive_seed, numpy_generator, torch_generator
 
 MAX_REPLACEMENTS = 20
@@ -152,15 +152,8 @@ class PretrainDataset(VideoDataset):
 
     def masks(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder and decoder masks for the `num_sample` views: two (V, N) bool tensors."""
-        cfg = self.cfg
         generator = torch_generator(self.seed, epoch, index, MASK_STREAM)
-        encoder = make_mask(cfg.mask_type, cfg.num_sample, self.grid, cfg.mask_ratio, generator=generator)
-        if cfg.decoder_mask_ratio == 0:
-            return encoder, ~encoder  # plain VideoMAE: reconstruct exactly the hidden tokens
-        decoder = make_mask(
-            cfg.decoder_mask_type, cfg.num_sample, self.grid, cfg.decoder_mask_ratio, generator=generator
-        )
-        return encoder, decoder
+        return self.cfg.masks.sample(self.cfg.num_sample, self.grid, generator=generator)
 
 
 class FinetuneDataset(VideoDataset):

@@ -27,14 +27,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from videomae.apps.plots import line_plot
-from videomae.apps.visualize import MaskConfig, grid_image, reconstruct, save_gif
+from videomae.apps.visualize import grid_image, reconstruct, save_gif
 from videomae.checkpoint import save_pretrained
 from videomae.data import DataConfig, build_loader
 from videomae.data.synthetic import encode_video
 from videomae.data.transforms import normalize, to_tchw
 from videomae.demo.digits import CLASS_NAMES, DigitClips, DigitsConfig, glyph_bank, make_digit_clips
 from videomae.factory import create_model
-from videomae.masking import make_mask
+from videomae.masking import MaskSpec
 from videomae.seeding import numpy_generator, torch_generator
 from videomae.training.config import OptimConfig
 from videomae.training.distributed import Dist
@@ -132,6 +132,11 @@ class DemoConfig:
     max_shift: int = 4
     threads: int = 1
 
+    @property
+    def masks(self) -> MaskSpec:
+        """Tube encoder mask and running-cell decoder mask at the demo's ratios."""
+        return MaskSpec("tube", self.mask_ratio, "running_cell", self.decoder_mask_ratio)
+
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
         """A seconds-long run of the same pipeline (tests, smoke checks); its accuracies mean nothing."""
@@ -174,7 +179,7 @@ class ClipDataset(Dataset):
         clips: the generated clips.
         seed: base seed of the per-(epoch, index) draws.
         max_shift: random translation in pixels (0 = none).
-        masks: (grid, encoder ratio, decoder ratio) for pretraining items; None for classification.
+        masks: (token grid, masks) for pretraining items; None for classification.
     """
 
     def __init__(
@@ -182,7 +187,7 @@ class ClipDataset(Dataset):
         clips: DigitClips,
         seed: int,
         max_shift: int = 0,
-        masks: tuple[tuple[int, int, int], float, float] | None = None,
+        masks: tuple[tuple[int, int, int], MaskSpec] | None = None,
     ):
         self.clips, self.seed, self.max_shift, self.masks = clips, seed, max_shift, masks
         self.epoch = 0
@@ -202,13 +207,9 @@ class ClipDataset(Dataset):
             dy, dx = numpy_generator(self.seed, epoch, index).integers(-self.max_shift, self.max_shift + 1, 2)
             video = torch.roll(video, (int(dy), int(dx)), dims=(2, 3))  # the same shift in every frame
         if self.masks is not None:
-            grid, ratio, decoder_ratio = self.masks
-            generator = torch_generator(self.seed, epoch, index)
-            return {
-                "video": video[None],
-                "encoder_mask": make_mask("tube", 1, grid, ratio, generator=generator),
-                "decoder_mask": make_mask("running_cell", 1, grid, decoder_ratio, generator=generator),
-            }
+            grid, spec = self.masks
+            encoder_mask, decoder_mask = spec.sample(1, grid, generator=torch_generator(self.seed, epoch, index))
+            return {"video": video[None], "encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
         return {
             "video": video[None],
             "label": self.clips.labels[index : index + 1],
@@ -279,7 +280,7 @@ def pretrain(cfg: DemoConfig, data: DemoData, log=print) -> tuple[nn.Module, lis
     grid = model.encoder.token_grid(
         torch.zeros(1, 3, cfg.arch["num_frames"], cfg.arch["img_size"], cfg.arch["img_size"])
     )
-    dataset = ClipDataset(data.pool, cfg.seed, masks=(grid, cfg.mask_ratio, cfg.decoder_mask_ratio))
+    dataset = ClipDataset(data.pool, cfg.seed, masks=(grid, cfg.masks))
     loss_fn = reconstruction_objective(cfg.arch["tubelet_size"], cfg.arch["patch_size"], normalize=True)
     return model, train_stage(model, dataset, loss_fn, cfg.pretrain, cfg.seed, "pretrain", log)
 
@@ -312,12 +313,12 @@ def test_accuracy(model: nn.Module, data: DemoData, cfg: DemoConfig) -> dict:
 
 def save_reconstructions(model: nn.Module, data: DemoData, cfg: DemoConfig, out_dir: str) -> list[str]:
     """reconstructions.png (one test clip per class, stacked) and reconstruction.gif (the first)."""
-    masks = MaskConfig(encoder_ratio=cfg.mask_ratio, decoder_ratio=cfg.decoder_mask_ratio, seed=cfg.seed)
+    masks = cfg.masks
     model.eval()
     grids, first = [], None
     for label in range(min(4, len(CLASS_NAMES))):
         index = int(torch.nonzero(data.test.labels == label)[0])
-        result = reconstruct(model, normalize(to_tchw(data.test.frames[index]))[None], masks)
+        result = reconstruct(model, normalize(to_tchw(data.test.frames[index]))[None], masks, cfg.seed)
         grids.append(grid_image(result, title=f"test clip {index}: {CLASS_NAMES[label]} (loss {result.loss:.3f})"))
         first = result if first is None else first
     stacked = np.concatenate([np.asarray(g) for g in grids], axis=0)

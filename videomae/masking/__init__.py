@@ -4,6 +4,8 @@ from videomae.masking.generators import (
     MASK_GENERATORS,
     RUNNING_CELL_RATIOS,
     Grid,
+    MaskSpec,
+    MaskType,
     frame_mask,
     kept_indices,
     make_mask,
@@ -16,6 +18,8 @@ from videomae.masking.generators import (
 
 __all__ = [
     "MASK_GENERATORS",
+    "MaskSpec",
+    "MaskType",
     "RUNNING_CELL_RATIOS",
     "Grid",
     "frame_mask",

@@ -12,12 +12,15 @@ Counts follow the official quantisation: tube masks `int(ratio·H'W')` tokens pe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from videomae.errors import ConfigError
 
 Grid = tuple[int, int, int]  # (T', H', W'): tokens along time, height and width
+MaskType = Literal["tube", "random", "frame", "running_cell", "none"]
 
 RUNNING_CELL_RATIOS = (0.25, 0.5, 0.75)
 
@@ -139,6 +142,30 @@ def make_mask(kind: str, batch: int, grid: Grid, ratio: float, *, generator=None
     if kind not in MASK_GENERATORS:
         raise ConfigError(f"unknown mask type {kind!r}; choose one of {sorted(MASK_GENERATORS)}")
     return MASK_GENERATORS[kind](batch, grid, ratio, generator=generator, device=device)
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """The two masks of dual masking, named as in `DataConfig` (and the recipes, the export, the commands).
+
+    `decoder_mask_ratio` 0 means VideoMAE v1: the decoder reconstructs exactly the tokens hidden from the encoder.
+    """
+
+    mask_type: MaskType = "tube"
+    mask_ratio: float = 0.9
+    decoder_mask_type: MaskType = "running_cell"
+    decoder_mask_ratio: float = 0.5
+
+    def sample(self, batch: int, grid: Grid, *, generator=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder mask (True = hidden) and decoder mask (True = not reconstructed), (B, N) each, drawn in that
+        order from `generator`: the one implementation the datasets, the demo and `visualize` share."""
+        encoder = make_mask(self.mask_type, batch, grid, self.mask_ratio, generator=generator, device=device)
+        if self.decoder_mask_ratio == 0:
+            return encoder, ~encoder
+        decoder = make_mask(
+            self.decoder_mask_type, batch, grid, self.decoder_mask_ratio, generator=generator, device=device
+        )
+        return encoder, decoder
 
 
 def kept_indices(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:

@@ -11,8 +11,8 @@ from videomae.lazy import lazy_exports
 # Names exported here, imported on first use: the engine pulls in data loading (torchvision, PIL, PyAV,
 # about 170 MB of resident memory), which the objective does not need.
 _EXPORTS = {
-    "DivergenceError": "checkpointing",
-    "list_checkpoints": "checkpointing",
+    "DivergenceError": "state",
+    "list_checkpoints": "state",
     "DistillConfig": "config",
     "OptimConfig": "config",
     "TrainConfig": "config",

@@ -11,10 +11,9 @@ import dataclasses
 import json
 import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Literal
 
 try:
     import tomllib
@@ -22,14 +21,17 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from videomae.data import DataConfig
-from videomae.devices import PRECISIONS
+from videomae.devices import Precision
 from videomae.errors import ConfigError
+from videomae.masking import token_grid
+from videomae.models.config import ModelConfig, get_config
+from videomae.settings import check_choices, from_dict
 from videomae.training.files import writing
-from videomae.training.parallelize import ACTIVATION_CHECKPOINTING, ActivationCheckpointing
+from videomae.training.parallelize import ActivationCheckpointing
 
-STAGES = ("pretrain", "finetune", "probe", "distill", "eval")
-LR_RULES = ("official", "views", "none")
-PARALLEL = ("ddp", "fsdp")
+Stage = Literal["pretrain", "finetune", "probe", "distill", "eval"]
+LrRule = Literal["official", "views", "none"]
+Parallel = Literal["ddp", "fsdp"]
 # Stages that are meaningless on random weights, and what they would measure.
 NEEDS_WEIGHTS = {"eval": "tests a trained classifier", "probe": "trains a classifier on frozen pretrained features"}
 
@@ -64,7 +66,7 @@ class OptimConfig:
     eps: float = 1e-8
     clip_grad: float | None = None
     layer_decay: float = 1.0
-    lr_rule: str = "official"
+    lr_rule: LrRule = "official"
     base_batch: int = 256
 
     def validate(self) -> None:
@@ -158,7 +160,7 @@ class TrainConfig:
         tensorboard: also write TensorBoard events when tensorboard is installed.
     """
 
-    stage: str = "finetune"
+    stage: Stage = "finetune"
     model: str = "vit_base_patch16_224"
     model_args: dict = field(default_factory=dict)
     pretrained: str | None = None
@@ -174,8 +176,8 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0
     keep_last: int = 2
-    precision: str = "auto"
-    parallel: str = "ddp"
+    precision: Precision = "auto"
+    parallel: Parallel = "ddp"
     activation_checkpointing: ActivationCheckpointing = "selective"
     compile: bool = False
     ema_decay: float = 0.0
@@ -188,15 +190,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise `ConfigError` for settings that cannot work; returns self."""
-        for name, value, allowed in (
-            ("stage", self.stage, STAGES),
-            ("optim.lr_rule", self.optim.lr_rule, LR_RULES),
-            ("precision", self.precision, PRECISIONS),
-            ("parallel", self.parallel, PARALLEL),
-            ("activation_checkpointing", self.activation_checkpointing, ACTIVATION_CHECKPOINTING),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        check_choices(self)
+        check_choices(self.optim, "optim.")
         for name in ("batch_size", "accum_steps", "epochs", "keep_last", "max_nonfinite", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -208,7 +203,17 @@ class TrainConfig:
         if self.stage == "distill" and not self.distill.teacher:
             raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")
         self.data.validate()
+        self.model_config()
         return self
+
+    def model_config(self) -> ModelConfig:
+        """The architecture this run builds (before any weights are read): a wrong model name, `model_args` key
+        or clip size fails here, when the config is built, not after the data is read."""
+        config = get_config(
+            self.model, **self.model_args, img_size=self.data.input_size, num_frames=self.data.num_frames
+        )
+        token_grid(config.num_frames, config.image_hw, config.tubelet_size, config.patch_size)
+        return config
 
     def require_weights(self) -> None:
         """Before a run: a stage that is meaningless on random weights refuses to start without them."""
@@ -220,68 +225,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ----------------------------------------------------------------------------------------------------
-# dict <-> dataclass with type checks
-# ----------------------------------------------------------------------------------------------------
-
-
-def _strip_optional(tp):
-    """`X | None` -> (X, True); anything else -> (tp, False)."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return tp, False
-
-
-def _coerce(value, tp, key: str):
-    """Check and convert a TOML/JSON value to the annotated field type."""
-    tp, optional = _strip_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key} cannot be empty")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table of settings, got {value!r}")
-        return from_dict(tp, value, key + ".")
-    origin = typing.get_origin(tp) or tp
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key} must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if origin is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if origin is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if origin is str and isinstance(value, str):
-        return value
-    if origin in (tuple, list) and isinstance(value, (list, tuple)):
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
-            raise ConfigError(f"{key} expects {len(args)} values, got {len(value)}: {list(value)}")
-        item = args[0] if args else typing.Any
-        items = [_coerce(v, item, f"{key}[{i}]") if item is not typing.Any else v for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict and isinstance(value, dict):
-        return dict(value)
-    raise ConfigError(f"{key} expects {getattr(tp, '__name__', tp)}, got {value!r}")
-
-
-def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass `cls` from a nested dict; unknown keys raise with the list of valid ones."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = set(data) - set(names)
-    if unknown:
-        raise ConfigError(f"unknown setting {prefix + sorted(unknown)[0]!r}; valid: {', '.join(names)}")
-    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in data.items()})
 
 
 def _merge(base: dict, update: dict) -> dict:

@@ -29,7 +29,7 @@ LOCK_NAME = "run.lock"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed heartbeats: room for NFS attribute caching and clock skew between hosts
 # The temporary names of our own writers: `.tmp-NAME-PID` (and `.old`, the version it replaces) from
-# checkpointing's atomic directories; `NAME.tmpPID` from the config and metrics rewrites; a lock taken over.
+# state.py's atomic directories; `NAME.tmpPID` from the config and metrics rewrites; a lock taken over.
 LEFTOVER = re.compile(
     r"^\.tmp-(?P<final>step_\d{8}|best|export|export_ema)-\d+(?P<old>\.old)?$"
     r"|^(config\.json|metrics\.jsonl)\.tmp\d+$|^run\.lock\.stale-\d+$"
