@@ -97,11 +97,14 @@ def warn_config_changes(cfg: TrainConfig, path: str, d: Dist) -> None:
 class Trainer:
     """`Trainer(config).fit() -> RunResult`: trains one stage, resuming from `output_dir` when it holds a checkpoint.
 
-    `fresh=True` (the command line's `--fresh`) first moves an earlier run in `output_dir` aside."""
+    `fresh=True` (the command line's `--fresh`) first moves an earlier run in `output_dir` aside. `task` replaces
+    what the config's stage would build (model, datasets, loss): in-memory data, as the demo's, trains through the
+    same loop, checkpoints, resume and exports."""
 
-    def __init__(self, cfg: TrainConfig, *, fresh: bool = False):
+    def __init__(self, cfg: TrainConfig, *, fresh: bool = False, task: Task | None = None):
         self.cfg = cfg.validate()
         self.fresh = fresh
+        self.given_task = task
         if cfg.stage == "eval":
             raise ConfigError("the eval stage does not train; use videomae.training.run or evaluate_run")
 
@@ -112,7 +115,7 @@ class Trainer:
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
-        self.task: Task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+        self.task: Task = self.given_task or build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
         self.model = self.task.model
         self.net = parallelize(
             self.model,
