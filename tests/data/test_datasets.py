@@ -35,9 +35,16 @@ def test_pretrain_item_shapes_and_masks():
     cfg = synthetic_cfg(num_sample=3)
     item = build_dataset(cfg, "pretrain", "train")[0]
     n = int(np.prod(token_grid(4, (32, 32), 2, 16)))
-    assert item["video"].shape == (3, 3, 4, 32, 32) and item["video"].dtype == torch.float32
+    assert item["video"].shape == (3, 3, 4, 32, 32) and item["video"].dtype == torch.uint8  # normalised on device
     assert item["encoder_mask"].shape == item["decoder_mask"].shape == (3, n)
     assert item["encoder_mask"].dtype == torch.bool
+    hidden = item["encoder_mask"].sum(1)[0]
+    assert item["visible_idx"].shape == (3, n - hidden)  # the masks' static-shape form, made in the worker
+    assert torch.equal(torch.gather(item["encoder_mask"], 1, item["visible_idx"]), torch.zeros(3, n - hidden).bool())
+    reconstructed = torch.gather(item["decoder_mask"], 1, item["predicted_idx"])
+    assert not reconstructed.any() and torch.equal(
+        item["loss_weight"], torch.gather(item["encoder_mask"], 1, item["predicted_idx"])
+    )
     assert not torch.equal(item["video"][0], item["video"][1]) or not torch.equal(item["video"][1], item["video"][2])
 
 
@@ -158,8 +165,7 @@ def test_pretrain_clip_uses_official_indices(tmp_path):
     cfg = tiny_config(manifest=listing, frame_template="img_{:05}.png", num_frames=4, sampling_rate=3)
     video = build_dataset(cfg, "pretrain", "train", seed=7)[0]["video"][0]  # (3, T, 32, 32)
     expected = pretrain_indices(12, 4, 3, numpy_generator(7, 0, 0, FRAMES_STREAM))
-    grey = video[0, :, 0, 0] * 0.229 + 0.485  # (T,) red channel un-normalised
-    np.testing.assert_allclose(grey.numpy() * 255, 20 * expected, atol=0.5)
+    np.testing.assert_array_equal(video[0, :, 0, 0].numpy(), 20 * expected)  # (T,) red channel, uint8 pixels
 
 
 def test_missing_data_settings():

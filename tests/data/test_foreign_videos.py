@@ -147,7 +147,7 @@ def test_errors_outside_the_reader_are_not_taken_for_bad_files(foreign_videos, m
     def broken_transform(*args, **kwargs):
         raise ValueError("a bug in our own code")
 
-    monkeypatch.setattr(transforms, "pretrain_clip", broken_transform)
+    monkeypatch.setattr(transforms, "pretrain_pixels", broken_transform)
     listing = write_lines(tmp_path / "pt.txt", [f"{foreign_videos['mpeg2_ps']} 0 -1"])
     dataset = build_dataset(tiny_config(manifest=listing), "pretrain", "train")
     with pytest.raises(ValueError, match="our own code"):

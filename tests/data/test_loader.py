@@ -39,11 +39,33 @@ def test_resume_skips_consumed_samples_once():
     full = ShardedSampler(16, shuffle=True, seed=2, rank=1, world_size=2)
     full.set_epoch(3)
     expected = indices(full)
-    resumed = ShardedSampler(16, shuffle=True, seed=2, rank=1, world_size=2, start_index=5)
+    resumed = ShardedSampler(16, shuffle=True, seed=2, rank=1, world_size=2, start_sample=10)  # 5 per rank
     resumed.set_epoch(3)
     assert len(resumed) == 3
     assert indices(resumed) == expected[5:]
     assert indices(resumed) == expected  # the next iteration is a full epoch again
+
+
+def test_a_position_means_the_same_samples_for_any_number_of_processes():
+    def epoch(world_size: int, start_sample: int = 0) -> list[list[int]]:
+        ranks = [
+            ShardedSampler(24, shuffle=True, seed=5, rank=r, world_size=world_size, start_sample=start_sample)
+            for r in range(world_size)
+        ]
+        for sampler in ranks:
+            sampler.set_epoch(2)
+        return [indices(sampler) for sampler in ranks]
+
+    [alone] = epoch(1)  # the order one process consumes
+    two = epoch(2)
+    assert [two[r][k] for k in range(12) for r in range(2)] == alone  # two processes interleave the same order
+    [after_two] = epoch(1, start_sample=8)  # 2 processes x 4 samples consumed, then 1 process
+    assert after_two == alone[8:]
+
+
+def test_a_rank_takes_exactly_its_steps_worth_of_an_epoch():
+    sampler = ShardedSampler(25, shuffle=True, seed=0, rank=0, world_size=2, drop_last=True, samples_per_rank=8)
+    assert len(sampler) == 8 and len(indices(sampler)) == 8
 
 
 def test_collate_views_order():

@@ -24,7 +24,7 @@ from videomae.training.run_dir import stale_reason
 
 # The whole tiny schedule (40 steps, well under a second each) and no periodic checkpoint: a signal after a few
 # steps finds the run mid-epoch with nothing saved since its start.
-ARGS = ["pretrain", "tiny", "save_every=1000", "tensorboard=false", "log_every=1000"]
+ARGS = ["pretrain", "tiny", "save_every=1000", "tensorboard=false", "log_every=1"]  # a metrics line every step
 SHORT = ["max_steps=4", "save_every=2"]  # in-process runs: checkpoints at steps 2 and 4
 
 

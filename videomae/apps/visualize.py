@@ -22,10 +22,10 @@ import torch.nn as nn
 from PIL import Image
 
 from videomae.apps.plots import draw_text_grid
-from videomae.masking import MaskSpec
+from videomae.masking import MaskSpec, mask_indices
 from videomae.models.vit import tubelet_view
 from videomae.seeding import torch_generator
-from videomae.training.objective import pixel_targets, predicted_indices, unnormalize
+from videomae.training.objective import indexed_pretraining_loss, pixel_targets, unnormalize
 
 ROW_NAMES = ("original", "visible", "decoded", "recon", "error")
 HIDDEN_GREY = 0.5  # fill of tokens the encoder did not see
@@ -90,13 +90,10 @@ def reconstruct(model: nn.Module, video: torch.Tensor, masks: MaskSpec, seed: in
     tubelet, patch = c.tubelet_size, c.patch_size
     grid = model.encoder.token_grid(video)
     encoder_mask, decoder_mask = masks.sample(1, grid, generator=torch_generator(seed, 0))
-    predictions = model(video, encoder_mask, decoder_mask)  # (1, N_dec, t·p·p·3)
-    predicted = predicted_indices(encoder_mask, decoder_mask)  # (1, N_dec)
-    hidden_and_predicted = torch.gather(encoder_mask, 1, predicted)  # (1, N_dec)
-
-    targets = pixel_targets(video, tubelet, patch, token_idx=predicted)
-    weight = hidden_and_predicted.float()
-    loss = float(((predictions - targets).pow(2).mean(-1) * weight).sum() / weight.sum().clamp_min(1))
+    indices = mask_indices(encoder_mask, decoder_mask)
+    predicted, hidden_and_predicted = indices["predicted_idx"], indices["loss_weight"]  # (1, N_dec) each
+    predictions = model(video, visible_idx=indices["visible_idx"], predicted_idx=predicted)  # (1, N_dec, t·p·p·3)
+    loss = float(indexed_pretraining_loss(predictions, video, predicted, hidden_and_predicted, tubelet, patch))
 
     original = unnormalize(video).clamp(0, 1)  # (1, 3, T, H, W)
     hidden = token_mask_pixels(encoder_mask, original, tubelet, patch)

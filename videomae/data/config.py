@@ -87,6 +87,8 @@ class DataConfig:
         tubelet_size: frames per token.
         patch_size: pixels per token side.
         num_workers: DataLoader worker processes.
+        prefetch_memory_gb: host memory the batches prepared ahead by the workers may take, per process (decides
+            the DataLoader's prefetch factor, 1 to 4 batches per worker).
         max_bad_fraction: fraction of failed samples (over the samples seen) above which loading stops.
         labels: label file (one class name per line); otherwise classes come from the data.
         synthetic: generate data instead of reading files; used only when no manifest or source is given, so a
@@ -124,6 +126,7 @@ class DataConfig:
     tubelet_size: int = 2
     patch_size: int = 16
     num_workers: int = 8
+    prefetch_memory_gb: float = 4.0
     max_bad_fraction: float = 0.01
     labels: str | None = None
     synthetic: SyntheticConfig | None = None
@@ -166,6 +169,7 @@ class DataConfig:
             raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {self.num_workers}")
         for name, low, high in (
             ("max_bad_fraction", 0.0, 1.0),
+            ("prefetch_memory_gb", 0.0, math.inf),
             ("reprob", 0.0, 1.0),
             ("label_smoothing", 0.0, 1.0),
             ("mask_ratio", 0.0, 0.999),

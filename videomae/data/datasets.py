@@ -20,7 +20,7 @@ from videomae.data.decoders import DecodeError, FrameFolderReader, SegmentReader
 from videomae.data.manifests import Sample
 from videomae.data.synthetic import SyntheticReader
 from videomae.errors import DataError
-from videomae.masking import token_grid
+from videomae.masking import mask_indices, token_grid
 from videomae.seeding import derive_seed, numpy_generator, torch_generator
 
 MAX_REPLACEMENTS = 20
@@ -74,6 +74,8 @@ class VideoDataset(Dataset):
         self.bad_files = BadFileReport(len(samples), cfg.max_bad_fraction, report_dir)
         self.video_ids = [s.key or s.path for s in samples]
 
+    pixel_bytes = 1  # clips leave the workers as uint8 pixels (normalised on the device)
+
     def set_epoch(self, epoch: int) -> None:
         """Epoch used for items requested by plain index."""
         self.epoch = int(epoch)
@@ -122,7 +124,8 @@ class VideoDataset(Dataset):
 class PretrainDataset(VideoDataset):
     """Pretraining clips: `num_sample` multi-scale-cropped views of one decoded clip, each with its own masks.
 
-    Item: {"video": (V, 3, T, S, S), "encoder_mask": (V, N) bool, "decoder_mask": (V, N) bool}.
+    Item: {"video": uint8 (V, 3, T, S, S), "encoder_mask": (V, N) bool, "decoder_mask": (V, N) bool, and their
+    static-shape form `videomae.masking.mask_indices`: "visible_idx", "predicted_idx", "loss_weight"}.
     """
 
     def __init__(self, *args, **kwargs):
@@ -139,7 +142,7 @@ class PretrainDataset(VideoDataset):
         rng = numpy_generator(self.seed, epoch, index, FRAMES_STREAM)
         frames = self.read_frames(index, lambda n: sampling.pretrain_indices(n, cfg.num_frames, rate, rng))
         views = [
-            transforms.pretrain_clip(
+            transforms.pretrain_pixels(
                 frames,
                 cfg.input_size,
                 cfg.multiscale_crop_scales,
@@ -148,7 +151,8 @@ class PretrainDataset(VideoDataset):
             for view in range(cfg.num_sample)
         ]
         encoder_mask, decoder_mask = self.masks(epoch, index)
-        return {"video": torch.stack(views), "encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
+        masks = {"encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
+        return {"video": torch.stack(views), **masks, **mask_indices(encoder_mask, decoder_mask)}
 
     def masks(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder and decoder masks for the `num_sample` views: two (V, N) bool tensors."""
@@ -159,8 +163,9 @@ class PretrainDataset(VideoDataset):
 class FinetuneDataset(VideoDataset):
     """Labelled clips for fine-tuning and evaluation.
 
-    train: {"video": (V, 3, T, S, S), "label": (V,)}, V = num_sample augmented views of one decoded clip.
-    val: the centred clip, {"video": (1, 3, T, S, S), "label", "video_index", "view"}.
+    train: {"video": float32 (V, 3, T, S, S), normalised, "label": (V,)}, V = num_sample augmented views of one
+    decoded clip.
+    val: the centred clip, {"video": uint8 (1, 3, T, S, S), "label", "video_index", "view"}.
     test: one item per (temporal view, crop, video) in the official order; `view = segment·crops + crop`.
 
     Args:
@@ -182,6 +187,7 @@ class FinetuneDataset(VideoDataset):
         super().__init__(samples, cfg, split, seed, report_dir)
         self.num_classes, self.class_names = num_classes, class_names
         self.views_per_video = cfg.test_num_segment * cfg.test_num_crop if split == "test" else 1
+        self.pixel_bytes = 4 if split == "train" else 1  # training augmentation ends in normalised float32
         self._augment = (
             transforms.finetune_train_transform(cfg.input_size, cfg.rand_augment, cfg.flip, cfg.reprob)
             if split == "train"
@@ -227,7 +233,7 @@ class FinetuneDataset(VideoDataset):
 
     def _load_val(self, epoch: int, index: int, view: int) -> dict[str, torch.Tensor]:
         frames = self.read_frames(index, lambda n: self._train_indices(index, n, None))
-        return self._item(index, [transforms.val_clip(frames, self.cfg.short_side_size, self.cfg.input_size)], view)
+        return self._item(index, [transforms.val_pixels(frames, self.cfg.short_side_size, self.cfg.input_size)], view)
 
     def _load_test(self, epoch: int, index: int, view: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -240,5 +246,5 @@ class FinetuneDataset(VideoDataset):
             ),
         )
         return self._item(
-            index, [transforms.multiview_clip(frames, cfg.short_side_size, crop, cfg.test_num_crop)], view
+            index, [transforms.multiview_pixels(frames, cfg.short_side_size, crop, cfg.test_num_crop)], view
         )

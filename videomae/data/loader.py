@@ -7,6 +7,7 @@ dataset (also in persistent workers) draws the augmentation of the right epoch.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import signal
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from videomae.data.transforms import normalize_clips
 from videomae.errors import DataError
 from videomae.seeding import derive_seed
 
@@ -23,8 +25,10 @@ SHUFFLE_STREAM = 0x5A3B1E  # keeps the permutation's stream apart from per-sampl
 class ShardedSampler(Sampler[tuple[int, int]]):
     """Every rank takes every `world_size`-th index of one permutation drawn from (seed, epoch).
 
-    Without `drop_last` the permutation is padded by wrapping around so all ranks get equally many indices
-    (as `DistributedSampler`); with it, the tail is cut.
+    The permutation does not depend on the number of processes, so a position in it (`start_sample`, counted over
+    all ranks) means the same thing for any world size: a run resumes on another number of processes exactly where
+    it stopped. Without `drop_last` the permutation is padded by wrapping around so all ranks get equally many
+    indices (as `DistributedSampler`); with it, the tail is cut.
 
     Args:
         num_samples: dataset length.
@@ -33,7 +37,10 @@ class ShardedSampler(Sampler[tuple[int, int]]):
         rank: this process's rank.
         world_size: number of processes.
         drop_last: cut the tail instead of padding.
-        start_index: samples of this rank to skip in the next iteration only (resume inside an epoch).
+        samples_per_rank: indices each rank takes per epoch (default: all it gets); the training loop asks for
+            exactly its steps' worth, so one loader can serve epoch after epoch.
+        start_sample: samples of the epoch, over all ranks, to skip in the next iteration only (resume); a
+            multiple of `world_size`.
     """
 
     def __init__(
@@ -45,41 +52,42 @@ class ShardedSampler(Sampler[tuple[int, int]]):
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
-        start_index: int = 0,
+        samples_per_rank: int | None = None,
+        start_sample: int = 0,
     ):
         if not 0 <= rank < world_size:
             raise DataError(f"rank {rank} is outside world_size {world_size}")
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.start_index, self.epoch = start_index, 0
+        self.samples_per_rank = min(samples_per_rank or self.per_rank(), self.per_rank())
+        self.start_sample, self.epoch = start_sample, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation (and augmentation) the next iteration uses."""
         self.epoch = int(epoch)
 
     def per_rank(self) -> int:
-        """Indices each rank gets per epoch."""
+        """Indices each rank can get per epoch."""
         if self.drop_last:
             return self.num_samples // self.world_size
         return math.ceil(self.num_samples / self.world_size)
 
-    def epoch_indices(self) -> list[int]:
-        """This rank's indices for the current epoch, before skipping `start_index`."""
+    def epoch_order(self) -> list[int]:
+        """The epoch's indices over all ranks, in the order they are consumed (rank r takes [r::world_size])."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, SHUFFLE_STREAM))
             order = torch.randperm(self.num_samples, generator=generator).tolist()
         else:
             order = list(range(self.num_samples))
-        total = self.per_rank() * self.world_size
-        order = (order * math.ceil(total / max(len(order), 1)))[:total]  # pad by wrapping, or cut the tail
-        return order[self.rank :: self.world_size]
+        total = self.samples_per_rank * self.world_size
+        return (order * math.ceil(total / max(len(order), 1)))[:total]  # pad by wrapping, or cut the tail
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        skip, self.start_index = self.start_index, 0  # resume applies to one iteration only
-        return iter([(self.epoch, index) for index in self.epoch_indices()[skip:]])
+        skip, self.start_sample = self.start_sample, 0  # resume applies to one iteration only
+        return iter([(self.epoch, index) for index in self.epoch_order()[skip:][self.rank :: self.world_size]])
 
     def __len__(self) -> int:
-        return max(self.per_rank() - self.start_index, 0)
+        return max(self.samples_per_rank - self.start_sample // self.world_size, 0)
 
 
 def collate_views(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -87,20 +95,87 @@ def collate_views(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     return {key: torch.cat([item[key] for item in batch], dim=0) for key in batch[0]}
 
 
+def _stop_workers(iterator) -> None:
+    """What a DataLoader iterator runs when it is collected, now: workers ignore SIGINT/SIGTERM (`_worker_init`),
+    so they must be shut down by the loader, and an iterator kept alive by an error's traceback would otherwise
+    leave them running and the process waiting for them at exit."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 @contextlib.contextmanager
 def worker_batches(loader: DataLoader) -> Iterator[Iterator]:
-    """An iterator over `loader` whose worker processes are stopped when the block ends, also on an error.
-
-    Workers ignore SIGINT/SIGTERM (`_worker_init`), so they must be shut down by the loader itself: an iterator
-    kept alive by an error's traceback would otherwise leave them running and the process waiting for them at exit.
-    """
+    """One pass over `loader` whose worker processes stop when the block ends, also on an error."""
     batches = iter(loader)
     try:
         yield batches
     finally:
-        shutdown = getattr(batches, "_shutdown_workers", None)  # what DataLoader's iterator runs when collected
-        if shutdown is not None:
-            shutdown()
+        _stop_workers(batches)
+
+
+@contextlib.contextmanager
+def run_batches(loader: DataLoader, first_epoch: int, device: torch.device) -> Iterator[Iterator[dict]]:
+    """The batches of every epoch from `first_epoch` on, from one loader whose workers persist across epochs,
+    delivered on `device` (`DevicePrefetcher`). The workers stop when the block ends, also on an error."""
+
+    def epochs() -> Iterator[dict]:
+        for epoch in itertools.count(first_epoch):
+            loader.sampler.set_epoch(epoch)
+            yield from loader
+
+    try:
+        yield DevicePrefetcher(epochs(), device)
+    finally:
+        _stop_workers(getattr(loader, "_iterator", None))  # the persistent iterator, when there are workers
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch on `device` (non-blocking from pinned memory) with its clips normalised there."""
+    moved = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    moved["video"] = normalize_clips(moved["video"])
+    return moved
+
+
+class DevicePrefetcher:
+    """Batches on the device, the next one copied while the current step runs.
+
+    On CUDA the copy of batch k+1 is queued on a side stream as soon as batch k is handed out, so it overlaps the
+    step; the compute stream waits for it only when it takes the batch. uint8 clips are normalised on the device
+    (four times fewer bytes cross the bus than float clips). On the CPU it is a plain `to_device`.
+    """
+
+    def __init__(self, batches: Iterator[dict], device: torch.device):
+        self.batches, self.device = batches, device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.ready = self._copy_next()
+
+    def _copy_next(self) -> dict | None:
+        batch = next(self.batches, None)
+        if batch is None or self.stream is None:
+            return batch
+        with torch.cuda.stream(self.stream):
+            return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+
+    def __iter__(self) -> DevicePrefetcher:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self.ready is None:
+            raise StopIteration
+        batch = self.ready
+        if self.stream is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_stream(self.stream)
+            for value in batch.values():
+                value.record_stream(current)  # allocated on the side stream, used on this one
+        self.ready = self._copy_next()
+        return to_device(batch, self.device)
+
+
+def prefetch_for_memory(batch_bytes: int, num_workers: int, budget_bytes: int) -> int:
+    """Batches each worker may prepare ahead (1 to 4) so that all of them together stay within `budget_bytes`."""
+    return max(1, min(4, budget_bytes // max(batch_bytes * num_workers, 1)))
 
 
 def _worker_init(worker_id: int) -> None:
@@ -122,11 +197,13 @@ def build_loader(
     rank: int = 0,
     world_size: int = 1,
     pin_memory: bool | None = None,
-    persistent_workers: bool | None = None,
-    prefetch_factor: int | None = None,
-    start_index: int = 0,
+    prefetch_factor: int = 2,
+    samples_per_rank: int | None = None,
+    start_sample: int = 0,
 ) -> DataLoader:
     """A DataLoader that keeps an accelerator fed and gives the same samples for any worker count.
+
+    Workers persist across epochs (`run_batches` iterates epoch after epoch over one loader).
 
     Args:
         dataset: a dataset from `build_dataset`.
@@ -138,12 +215,12 @@ def build_loader(
         rank: this process's rank.
         world_size: number of processes.
         pin_memory: default: True when CUDA is available.
-        persistent_workers: default: True when there are workers.
-        prefetch_factor: batches prefetched per worker; default 2 (4 when pinning for a GPU).
-        start_index: samples of this rank already consumed in the current epoch (resume).
+        prefetch_factor: batches prepared ahead per worker (`prefetch_for_memory` sizes it).
+        samples_per_rank: indices each rank takes per epoch (`ShardedSampler`).
+        start_sample: samples of the current epoch, over all ranks, already consumed (resume).
 
     Returns:
-        The DataLoader; call `loader.sampler.set_epoch(epoch)` before every epoch.
+        The DataLoader; set `loader.sampler.set_epoch(epoch)` before every epoch.
     """
     sampler = ShardedSampler(
         len(dataset),
@@ -152,23 +229,19 @@ def build_loader(
         rank=rank,
         world_size=world_size,
         drop_last=drop_last,
-        start_index=start_index,
+        samples_per_rank=samples_per_rank,
+        start_sample=start_sample,
     )
-    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
-    workers_kwargs = {}
+    workers = {}
     if num_workers > 0:
-        workers_kwargs = {
-            "persistent_workers": True if persistent_workers is None else persistent_workers,
-            "prefetch_factor": prefetch_factor or (4 if pin else 2),
-            "worker_init_fn": _worker_init,
-        }
+        workers = {"persistent_workers": True, "prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init}
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         collate_fn=collate_views,
-        pin_memory=pin,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=drop_last,
-        **workers_kwargs,
+        **workers,
     )

@@ -183,3 +183,19 @@ def kept_indices(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
         )
     order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)  # (B, N): kept tokens first, ascending
     return order[:, : int(kept[0]) if mask.shape[0] else 0]
+
+
+def mask_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The static-shape form of a pair of masks (B, N), as the pretraining model and loss take it.
+
+    `visible_idx` (B, N_vis): tokens the encoder sees; `predicted_idx` (B, N_dec): tokens the decoder reconstructs
+    (`decoder_mask` None = exactly the hidden ones); `loss_weight` (B, N_dec) bool: reconstructed tokens that were
+    hidden from the encoder. Finding the counts reads the masks on the host, so the data loader computes these on
+    the CPU and the training step never waits for the device.
+    """
+    predicted_idx = kept_indices(~encoder_mask if decoder_mask is None else decoder_mask, "decoder_mask")
+    return {
+        "visible_idx": kept_indices(encoder_mask, "encoder_mask"),
+        "predicted_idx": predicted_idx,
+        "loss_weight": torch.gather(encoder_mask, 1, predicted_idx),
+    }

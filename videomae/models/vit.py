@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from videomae.errors import ConfigError
-from videomae.masking import kept_indices, token_grid
+from videomae.masking import mask_indices, token_grid
 from videomae.models.config import ModelConfig
 
 # ----------------------------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ class PretrainDecoder(nn.Module):
 
 
 class PretrainVisionTransformer(nn.Module):
-    """`model(video, encoder_mask, decoder_mask=None) -> predictions (B, N_dec, P)`.
+    """`model(video, encoder_mask, decoder_mask=None) -> predictions (B, N_dec, P)`, or with the masks' indices.
 
     encoder_mask (B, N) bool: True = hidden from the encoder. decoder_mask (B, N) bool: True = not
     reconstructed; None = reconstruct exactly the hidden tokens (VideoMAE v1). Prediction rows are the
@@ -328,28 +328,40 @@ class PretrainVisionTransformer(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)  # official: truncated at ±1 std
 
     def forward(
-        self, video: torch.Tensor, encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        encoder_mask: torch.Tensor | None = None,
+        decoder_mask: torch.Tensor | None = None,
+        *,
+        visible_idx: torch.Tensor | None = None,
+        predicted_idx: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Predictions (B, N_dec, P) for the masks, or for their static-shape form `visible_idx` (B, N_vis) and
+        `predicted_idx` (B, N_dec) (`videomae.masking.mask_indices`, ascending): with indices a training step never
+        waits on the device to learn how many tokens a mask keeps."""
         t, h, w = self.encoder.token_grid(video)
-        n = t * h * w
-        for name, mask in (("encoder_mask", encoder_mask), ("decoder_mask", decoder_mask)):
-            if mask is not None and mask.shape != (video.shape[0], n):
-                raise ConfigError(
-                    f"{name} must have shape (B, N) = ({video.shape[0]}, {n}) for a clip of "
-                    f"{t}x{h}x{w} tokens, got {tuple(mask.shape)}"
-                )
-        encoder_mask = encoder_mask.to(video.device)
-        visible_idx = kept_indices(encoder_mask, "encoder_mask")  # (B, N_vis)
-        hidden_from_decoder = ~encoder_mask if decoder_mask is None else decoder_mask.to(video.device)
-        predicted_idx = kept_indices(hidden_from_decoder, "decoder_mask")  # (B, N_dec)
-
+        if visible_idx is None:
+            visible_idx, predicted_idx = self._indices(video, (t, h, w), encoder_mask, decoder_mask)
         x = self.encoder.forward_tokens(video, visible_idx)  # (B, N_vis, D)
         x = self.encoder_to_decoder(x)  # (B, N_vis, Dd)
-        pos = sinusoid_table(n, x.shape[-1], like=x).expand(x.shape[0], -1, -1)  # (B, N, Dd)
+        pos = sinusoid_table(t * h * w, x.shape[-1], like=x).expand(x.shape[0], -1, -1)  # (B, N, Dd)
         visible = x + gather_tokens(pos, visible_idx)  # (B, N_vis, Dd)
         queries = self.mask_token + gather_tokens(pos, predicted_idx)  # (B, N_dec, Dd)
         x = torch.cat([visible, queries.to(visible.dtype)], dim=1)  # (B, N_vis + N_dec, Dd)
         return self.decoder(x, predicted_idx.shape[1])  # (B, N_dec, P)
+
+    @staticmethod
+    def _indices(video, grid, encoder_mask, decoder_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        n = grid[0] * grid[1] * grid[2]
+        for name, mask in (("encoder_mask", encoder_mask), ("decoder_mask", decoder_mask)):
+            if (mask is not None or name == "encoder_mask") and getattr(mask, "shape", None) != (video.shape[0], n):
+                raise ConfigError(
+                    f"{name} must have shape (B, N) = ({video.shape[0]}, {n}) for a clip of "
+                    f"{'x'.join(map(str, grid))} tokens, got {None if mask is None else tuple(mask.shape)}"
+                )
+        decoder_mask = None if decoder_mask is None else decoder_mask.to(video.device)
+        indices = mask_indices(encoder_mask.to(video.device), decoder_mask)
+        return indices["visible_idx"], indices["predicted_idx"]
 
     def get_num_layers(self) -> int:
         return self.config.depth

@@ -2,7 +2,12 @@
 
 Per optimizer step: set LR/WD from the per-iteration schedules, `accum_steps` micro-batches (forward under
 autocast, fp32 loss, backward with gradient sync only on the last), skip the step if the global loss or the
-gradient norm is not finite, clip, step, update the EMA, log, and checkpoint on schedule.
+gradient norm is not finite, clip, step, update the EMA, and checkpoint on schedule.
+
+A steady-state step never waits for the device: batches arrive on it already (`DevicePrefetcher`), masks come
+as static-shape indices from the loader workers, and the loss, gradient norm and the decision to skip a step stay
+on the device (the fused optimizer skips a non-finite step itself). The host reads them every `log_every` steps,
+at checkpoints and at validation, when it writes `metrics.jsonl` and counts skipped steps.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
 import os
 import sys
 import time
@@ -21,10 +25,10 @@ import torch.nn as nn
 
 from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
-from videomae.data.loader import worker_batches
+from videomae.data.loader import prefetch_for_memory, run_batches
 from videomae.devices import autocast, autocast_dtype
 from videomae.errors import ConfigError
-from videomae.seeding import derive_seed, torch_generator
+from videomae.seeding import derive_seed, numpy_generator
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
@@ -61,6 +65,20 @@ class ModelEma:
                 ema.lerp_(current.detach(), 1.0 - self.decay)
             else:
                 ema.copy_(current)
+
+
+@dataclass
+class StepStats:
+    """One optimizer step's results, left on the device until they are logged (reading them waits for it)."""
+
+    step: int  # optimizer steps done, this one included
+    samples: int  # training samples seen over all processes, this step included
+    lr: float
+    weight_decay: float
+    clips: int  # clips of this step over all processes
+    loss: torch.Tensor  # global mean, 0-d
+    grad_norm: torch.Tensor  # before clipping, 0-d
+    stepped: torch.Tensor  # bool 0-d: the optimizer applied the step (loss and gradients finite)
 
 
 @dataclass
@@ -131,7 +149,7 @@ class Trainer:
         fp16 = autocast_dtype(cfg.precision, d.device) == torch.float16
         self.scaler = torch.amp.GradScaler(d.device.type) if fp16 else None
 
-        per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
+        self.global_batch = per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
         self.steps_per_epoch = len(self.task.train_set) // per_step
         if self.steps_per_epoch == 0:
             raise ConfigError(
@@ -165,75 +183,125 @@ class Trainer:
             path, meta = found
             warn_config_changes(cfg, config_path, d)
             log(d, f"resumed from {path} (step {meta['step']})")
+            meta = dict(meta, saved_step=meta["step"], step=self.resume_step(meta))
         else:
             on_main(lambda: refuse_to_restart(cfg.output_dir), d)
         if d.is_main:
             save_config(cfg, config_path)
         return meta
 
-    # ------------------------------------------------------------------------------------------------
-    def to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.d.device, non_blocking=True) for k, v in batch.items()}
+    def resume_step(self, meta: dict) -> int:
+        """The step to continue from. With another global batch (other number of processes, batch size or
+        accumulation) the position is kept in samples: the same epoch, the same place in its sample order, and the
+        same fraction of the LR schedule (rounded down to a whole step: under one global batch of samples is seen
+        twice). Checkpoints of earlier releases hold no global batch: they resume as saved."""
+        saved = meta.get("global_batch", self.global_batch)
+        if saved == self.global_batch:
+            return meta["step"]
+        into = meta["samples_into_epoch"]
+        step = meta["epoch"] * self.steps_per_epoch + into // self.global_batch
+        log(
+            self.d,
+            f"the global batch changed from {saved} to {self.global_batch} videos: continuing epoch "
+            f"{meta['epoch']} after its first {into // self.global_batch * self.global_batch} samples, at step "
+            f"{step} of {self.end}; the LR follows the new global batch ({self.cfg.optim.lr_rule} rule)",
+        )
+        return step
 
+    # ------------------------------------------------------------------------------------------------
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def optimizer_step(self) -> float:
-        """Unscale, clip (or only measure) the gradient norm, step. Returns the norm (inf/nan = not stepped)."""
+    def optimizer_step(self, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unscale, measure (and clip) the gradient norm, step unless the loss or the norm is not finite.
+
+        Returns the norm and whether the step was applied, both on the device: the fused optimizer takes the
+        skip decision as its `found_inf` tensor, as it does under a GradScaler, so nothing waits for the device.
+        """
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        clip = self.cfg.optim.clip_grad
-        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else math.inf, foreach=True)
-        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2 returns a DTensor
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2 returns a DTensor
+        if self.cfg.optim.clip_grad:
+            torch.nn.utils.clip_grads_with_norm_(params, self.cfg.optim.clip_grad, norm, foreach=True)
+        finite = torch.isfinite(loss) & torch.isfinite(norm)
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips by itself on inf/nan gradients
             self.scaler.update()
-        elif math.isfinite(norm):
+        else:
+            self.optimizer.found_inf = (~finite).float()
             self.optimizer.step()
-        return norm
+        return norm, finite
 
-    def train_step(self, batches, step: int) -> dict:
-        """One optimizer step over `accum_steps` micro-batches. Returns its metrics record."""
+    def train_step(self, batches, step: int) -> StepStats:
+        """One optimizer step over `accum_steps` micro-batches, with nothing read back from the device."""
         cfg, d = self.cfg, self.d
         torch.manual_seed(derive_seed(cfg.seed, step, d.rank))  # dropout / drop-path draws = f(seed, step, rank)
-        generator = torch_generator(cfg.seed, step, d.rank, MIX_STREAM)
+        rng = numpy_generator(cfg.seed, step, d.rank, MIX_STREAM)
         lr = self.schedules.apply(self.optimizer, step)
-        start = time.perf_counter()
-        micro_batches = [next(batches) for _ in range(cfg.accum_steps)]  # on the host until used
-        counts = [self.task.count(batch) for batch in micro_batches]
-        global_count = float(sum_across(sum(counts), d))
-        loss_total, finite = 0.0, True
+        micro_batches = [next(batches) for _ in range(cfg.accum_steps)]  # on the device already
+        counts = [
+            torch.as_tensor(self.task.count(batch), dtype=torch.float32, device=d.device) for batch in micro_batches
+        ]
+        global_count = sum_across(torch.stack(counts).sum(), d).float().clamp_min(1.0)
+        loss_total = torch.zeros((), dtype=torch.float64, device=d.device)
         for micro, (batch, count) in enumerate(zip(micro_batches, counts)):
             with gradient_sync(self.net, micro == cfg.accum_steps - 1):
                 with self.autocast():
-                    loss = self.task.loss(self.net, self.to_device(batch), generator)
-                share = loss * (count / max(global_count, 1.0))  # this batch's part of the global mean
-                part = float(sum_across(share, d))  # the same on every process: all skip together
-                if not math.isfinite(part):
-                    finite = False
-                    break
+                    loss = self.task.loss(self.net, batch, rng)
+                share = loss * (count / global_count)  # this batch's part of the global mean
                 self.backward(share * d.world_size)  # gradient sync averages over processes
-            loss_total += part
-        norm = self.optimizer_step() if finite else math.nan
+            loss_total += share.detach()
+        loss_total = sum_across(loss_total, d)
+        norm, stepped = self.optimizer_step(loss_total)
         self.optimizer.zero_grad(set_to_none=True)
-        stepped = finite and (math.isfinite(norm) or self.scaler is not None)
-        if stepped and self.ema is not None:
+        if self.ema is not None:
             self.ema.update(self.model)
         clips = sum(batch["video"].shape[0] for batch in micro_batches) * d.world_size
-        record = {
-            "step": step + 1,
-            "epoch": step // self.steps_per_epoch,
-            "loss": loss_total if finite else None,
-            "lr": lr,
-            "weight_decay": self.schedules.weight_decay_at(step),
-            "grad_norm": finite_or_none(norm),
-            "clips_per_s": clips / max(time.perf_counter() - start, 1e-9),
-        }
-        if self.scaler:
-            record["loss_scale"] = self.scaler.get_scale()
-        record["stepped"] = stepped
-        return record
+        return StepStats(
+            step + 1,
+            (step + 1) * self.global_batch,
+            lr,
+            self.schedules.weight_decay_at(step),
+            clips,
+            loss_total,
+            norm,
+            stepped,
+        )
+
+    def write_logs(
+        self, pending: list[StepStats], meta: dict, metrics: MetricsLog, bar: ProgressBar, result: RunResult
+    ) -> None:
+        """Read the pending steps' results from the device (one wait), write their metrics lines, count skipped
+        steps (stopping a diverged run) and show progress."""
+        if not pending:
+            return
+        values = torch.stack(
+            [torch.stack([s.loss.double(), s.grad_norm.double(), s.stepped.double()]) for s in pending]
+        ).tolist()
+        now = time.perf_counter()
+        clips_per_s = sum(s.clips for s in pending) / max(now - self.logged_at, 1e-9)
+        self.logged_at = now
+        for stats, (loss, norm, stepped) in zip(pending, values):
+            record = {
+                "step": stats.step,
+                "epoch": (stats.step - 1) // self.steps_per_epoch,
+                "samples": stats.samples,
+                "loss": finite_or_none(loss) if stepped else None,
+                "lr": stats.lr,
+                "weight_decay": stats.weight_decay,
+                "grad_norm": finite_or_none(norm),
+                "clips_per_s": clips_per_s,
+                "stepped": bool(stepped),
+            }
+            if self.scaler:
+                record["loss_scale"] = self.scaler.get_scale()
+            self.count_nonfinite(record, meta)
+            metrics.write(record)
+            result.losses.append(record["loss"])
+        bar.update(record["step"], record["loss"], record["lr"], clips_per_s, self.d.device)
+        pending.clear()
 
     def count_nonfinite(self, record: dict, meta: dict) -> None:
         if record["stepped"]:
@@ -293,9 +361,12 @@ class Trainer:
             meta,
             step=step,
             epoch=step // self.steps_per_epoch,
-            samples_into_epoch=(step % self.steps_per_epoch) * self.cfg.batch_size * self.cfg.accum_steps,
+            samples_into_epoch=(step % self.steps_per_epoch) * self.global_batch,  # over all processes
+            global_batch=self.global_batch,
+            world_size=self.d.world_size,
             model_config=self.model.config.to_dict(),
         )
+        meta.pop("saved_step", None)
         save_checkpoint(
             self.cfg.output_dir,
             self.d,
@@ -305,6 +376,27 @@ class Trainer:
             scaler=self.scaler,
             ema=self.ema,
             keep_last=self.cfg.keep_last,
+        )
+
+    def build_train_loader(self, step: int):
+        """One loader for the whole run, positioned at `step`: each rank takes exactly its steps' worth of each
+        epoch, and as many batches are prepared ahead as `data.prefetch_memory_gb` holds."""
+        cfg, data = self.cfg, self.task.data
+        pixel_bytes = getattr(self.task.train_set, "pixel_bytes", 4)  # uint8 or float32 clips
+        clip_bytes = 3 * data.num_frames * data.input_size**2 * pixel_bytes
+        batch_bytes = cfg.batch_size * data.num_sample * clip_bytes
+        return build_loader(
+            self.task.train_set,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            num_workers=data.num_workers,
+            drop_last=True,
+            rank=self.d.rank,
+            world_size=self.d.world_size,
+            prefetch_factor=prefetch_for_memory(batch_bytes, data.num_workers, int(data.prefetch_memory_gb * 2**30)),
+            samples_per_rank=self.steps_per_epoch * cfg.batch_size * cfg.accum_steps,
+            start_sample=step % self.steps_per_epoch * self.global_batch,
         )
 
     def fit(self) -> RunResult:
@@ -329,43 +421,31 @@ class Trainer:
         result = RunResult(cfg.output_dir, step)
         metrics = MetricsLog(
             os.path.join(cfg.output_dir, "metrics.jsonl"),
-            step,
+            meta.get("saved_step", step),
             d.is_main,
             os.path.join(cfg.output_dir, "tensorboard") if cfg.tensorboard else None,
         )
         bar = ProgressBar(self.end, step, cfg.log_every, d.is_main)
-        train_set = self.task.train_set
+        pending: list[StepStats] = []
+        self.logged_at = time.perf_counter()
         try:
-            while step < self.end:
-                epoch, position = divmod(step, self.steps_per_epoch)
-                train_set.set_epoch(epoch)
-                loader = build_loader(
-                    train_set,
-                    cfg.batch_size,
-                    shuffle=True,
-                    seed=cfg.seed,
-                    num_workers=self.task.data.num_workers,
-                    drop_last=True,
-                    rank=d.rank,
-                    world_size=d.world_size,
-                    start_index=position * cfg.batch_size * cfg.accum_steps,
-                )
-                loader.sampler.set_epoch(epoch)
-                with worker_batches(loader) as batches:  # this epoch's workers stop at the end
-                    for current in range(step, min((epoch + 1) * self.steps_per_epoch, self.end)):
-                        record = self.train_step(batches, current)
-                        self.count_nonfinite(record, meta)
-                        step = record["step"]
-                        metrics.write(record)
-                        result.losses.append(record["loss"])
-                        bar.update(step, record["loss"], record["lr"], record["clips_per_s"], d.device)
-                        if self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0:
-                            result.val = self.validate(meta, step)
-                        stop = self.stop.agreed(d)  # the same on every process: all stop after this step
-                        if self.should_save(step) or stop:
-                            self.save(meta, step)
-                        if stop:
-                            raise Interrupted(stop, step, step_path(cfg.output_dir, step))
+            with run_batches(self.build_train_loader(step), step // self.steps_per_epoch, d.device) as batches:
+                while step < self.end:
+                    pending.append(self.train_step(batches, step))
+                    step += 1
+                    validate_now = self.task.val_set is not None and step % (self.steps_per_epoch * cfg.val_every) == 0
+                    save_now = self.should_save(step)
+                    log_now = step % cfg.log_every == 0 or step == self.end or save_now or validate_now
+                    # one process checks the signal flag every step; several agree on it when they meet anyway
+                    stop = self.stop.agreed(d) if log_now or not d.enabled else 0
+                    if log_now or stop:
+                        self.write_logs(pending, meta, metrics, bar, result)
+                    if validate_now:
+                        result.val = self.validate(meta, step)
+                    if save_now or stop:
+                        self.save(meta, step)
+                    if stop:
+                        raise Interrupted(stop, step, step_path(cfg.output_dir, step))
         finally:
             bar.close()
             metrics.close()

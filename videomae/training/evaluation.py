@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from videomae.data import build_loader
-from videomae.data.loader import worker_batches
+from videomae.data.loader import to_device, worker_batches
 from videomae.training.distributed import Dist, gather_objects
 
 
@@ -36,13 +36,15 @@ def predict_views(
     )
     was_training = model.training
     model.eval()
-    local = []
+    keys, outputs = [], []
     with worker_batches(loader) as batches:
         for batch in batches:
+            keys += zip(batch["video_index"].tolist(), batch["view"].tolist(), batch["label"].tolist())
             with autocast():
-                logits = model(batch["video"].to(d.device, non_blocking=True)).float().cpu()  # (B, C)
-            local += zip(batch["video_index"].tolist(), batch["view"].tolist(), batch["label"].tolist(), logits.numpy())
+                outputs.append(model(to_device(batch, d.device)["video"]).float())  # (B, C), read back at the end
     model.train(was_training)
+    logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, dataset.num_classes), np.float32)
+    local = [(*key, row) for key, row in zip(keys, logits)]
     views = {}
     for part in gather_objects(local, d):
         for video, view, label, logits in part:

@@ -6,16 +6,19 @@ lose too much in 16-bit floats.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
-from videomae.masking import kept_indices
+from videomae.masking import mask_indices
 from videomae.models.vit import gather_tubelets, tubelet_view
 
 
-def _channel_stats(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Per-channel statistics on `device`, made once (no host-to-device copy per step)."""
     return torch.tensor(mean, device=device), torch.tensor(std, device=device)
 
 
@@ -62,11 +65,6 @@ def pixel_targets(
     return patches.transpose(-1, -2).reshape(b, n, -1)  # (B, n, t·p·p·C)
 
 
-def predicted_indices(encoder_mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> torch.Tensor:
-    """Token indices the decoder reconstructs, ascending (the model's output rows): (B, N_dec)."""
-    return kept_indices(~encoder_mask if decoder_mask is None else decoder_mask, "decoder_mask")
-
-
 def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Token-weighted MSE over the whole batch: sum(mse_token · weight) / max(sum(weight), 1), in fp32.
 
@@ -91,10 +89,24 @@ def pretraining_loss(
     Only tokens hidden from the encoder *and* reconstructed by the decoder count: with a running-cell
     decoder mask, about 10% of the decoder's queries are tokens the encoder saw; they get no loss.
     """
-    encoder_mask = encoder_mask.to(video.device)
     decoder_mask = None if decoder_mask is None else decoder_mask.to(video.device)
-    idx = predicted_indices(encoder_mask, decoder_mask)  # (B, N_dec)
+    indices = mask_indices(encoder_mask.to(video.device), decoder_mask)
+    return indexed_pretraining_loss(
+        predictions, video, indices["predicted_idx"], indices["loss_weight"], tubelet_size, patch_size, normalize_target
+    )
+
+
+def indexed_pretraining_loss(
+    predictions: torch.Tensor,
+    video: torch.Tensor,
+    predicted_idx: torch.Tensor,
+    loss_weight: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    normalize_target: bool = True,
+) -> torch.Tensor:
+    """`pretraining_loss` for masks given as indices (`videomae.masking.mask_indices`): static shapes, no wait on
+    the device. predicted_idx (B, N_dec): the prediction rows' tokens; loss_weight (B, N_dec): hidden ones."""
     with torch.autocast(device_type=video.device.type, enabled=False):
-        targets = pixel_targets(video, tubelet_size, patch_size, normalize=normalize_target, token_idx=idx)
-        weight = torch.gather(encoder_mask, 1, idx)  # (B, N_dec): hidden from the encoder
-        return reconstruction_loss(predictions, targets, weight)
+        targets = pixel_targets(video, tubelet_size, patch_size, normalize=normalize_target, token_idx=predicted_idx)
+        return reconstruction_loss(predictions, targets, loss_weight)

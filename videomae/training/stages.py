@@ -1,9 +1,10 @@
 """What each stage adds to the shared engine: its model, its loss and its data.
 
-Every loss has the signature `loss(model, batch, generator) -> scalar` (fp32): the mean over the batch's
-`count(batch)` loss terms (clips, or reconstructed-and-hidden tokens). The engine weights each batch by its
-count so that the optimized and logged loss is the mean over the global batch, whatever the process count and
-accumulation. `batch` is on the device; `generator` seeds the stage's own draws (Mixup/CutMix).
+Every loss has the signature `loss(model, batch, rng) -> scalar` (fp32): the mean over the batch's `count(batch)`
+loss terms (clips, or reconstructed-and-hidden tokens; an int or a tensor on the device). The engine weights each
+batch by its count so that the optimized and logged loss is the mean over the global batch, whatever the process
+count and accumulation. `batch` is on the device, clips normalised; `rng` (numpy) seeds the stage's own draws
+(Mixup/CutMix) on the host, so they never wait for the device.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,10 +22,10 @@ from torch.utils.data import Dataset
 from videomae.data import DataConfig, MixupCutmix, build_dataset
 from videomae.factory import create_model
 from videomae.training.config import TrainConfig
-from videomae.training.objective import pretraining_loss
+from videomae.training.objective import indexed_pretraining_loss
 
-LossFn = Callable[[nn.Module, dict, torch.Generator], torch.Tensor]
-CountFn = Callable[[dict], int]
+LossFn = Callable[[nn.Module, dict, np.random.Generator], torch.Tensor]
+CountFn = Callable[[dict], int | torch.Tensor]
 
 
 @dataclass
@@ -43,9 +45,10 @@ def count_clips(batch: dict) -> int:
     return batch["video"].shape[0]
 
 
-def count_loss_tokens(batch: dict) -> int:
-    """Tokens the pretraining loss averages over: hidden from the encoder and reconstructed by the decoder."""
-    return int((batch["encoder_mask"] & ~batch["decoder_mask"]).sum())
+def count_loss_tokens(batch: dict) -> torch.Tensor:
+    """Tokens the pretraining loss averages over: hidden from the encoder and reconstructed by the decoder (a
+    tensor on the batch's device: the step never waits for it)."""
+    return batch["loss_weight"].sum()
 
 
 def model_args(cfg: TrainConfig, num_classes: int | None = None) -> dict:
@@ -67,10 +70,12 @@ def data_for(model: nn.Module, cfg: TrainConfig) -> DataConfig:
 
 
 def reconstruction_objective(tubelet: int, patch: int, normalize: bool) -> LossFn:
-    def loss(model: nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        video, encoder_mask, decoder_mask = batch["video"], batch["encoder_mask"], batch["decoder_mask"]
-        predictions = model(video, encoder_mask, decoder_mask)  # (B, N_dec, P)
-        return pretraining_loss(predictions, video, encoder_mask, decoder_mask, tubelet, patch, normalize)
+    def loss(model: nn.Module, batch: dict, rng: np.random.Generator) -> torch.Tensor:
+        video = batch["video"]
+        predictions = model(video, visible_idx=batch["visible_idx"], predicted_idx=batch["predicted_idx"])
+        return indexed_pretraining_loss(
+            predictions, video, batch["predicted_idx"], batch["loss_weight"], tubelet, patch, normalize
+        )
 
     return loss
 
@@ -91,17 +96,18 @@ class Targets:
             else None
         )
 
-    def __call__(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         video, labels = batch["video"], batch["label"]
         if self.mix is not None:
-            return self.mix(video, labels, generator=generator)
-        on = F.one_hot(labels, self.num_classes).float()  # (B, C)
+            return self.mix(video, labels, rng)
+        # scatter, not F.one_hot: one_hot reads the labels on the host to check them
+        on = torch.zeros(labels.shape[0], self.num_classes, device=labels.device).scatter_(1, labels[:, None], 1.0)
         return video, on * (1 - self.smoothing) + self.smoothing / self.num_classes
 
 
 def classification_objective(targets: Targets) -> LossFn:
-    def loss(model: nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        video, soft = targets(batch, generator)
+    def loss(model: nn.Module, batch: dict, rng: np.random.Generator) -> torch.Tensor:
+        video, soft = targets(batch, rng)
         return soft_cross_entropy(model(video), soft)
 
     return loss
@@ -110,8 +116,8 @@ def classification_objective(targets: Targets) -> LossFn:
 def distillation_objective(targets: Targets, teacher: nn.Module, temperature: float, alpha: float) -> LossFn:
     """alpha·T²·KL(teacher_T || student_T) + (1 − alpha)·CE(student, targets); the teacher runs in inference mode."""
 
-    def loss(model: nn.Module, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        video, soft = targets(batch, generator)
+    def loss(model: nn.Module, batch: dict, rng: np.random.Generator) -> torch.Tensor:
+        video, soft = targets(batch, rng)
         with torch.inference_mode():
             teacher_logits = teacher(video)
         teacher_logits = teacher_logits.float().clone()  # a normal tensor the loss may save for backward
