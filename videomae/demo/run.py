@@ -34,7 +34,7 @@ from videomae.data.synthetic import encode_video
 from videomae.data.transforms import normalize, to_tchw
 from videomae.demo.digits import CLASS_NAMES, DigitClips, DigitsConfig, glyph_bank, make_digit_clips
 from videomae.factory import create_model
-from videomae.masking import MaskSpec
+from videomae.masking import MaskSpec, mask_indices
 from videomae.seeding import numpy_generator, torch_generator
 from videomae.training.config import OptimConfig
 from videomae.training.distributed import Dist
@@ -209,7 +209,8 @@ class ClipDataset(Dataset):
         if self.masks is not None:
             grid, spec = self.masks
             encoder_mask, decoder_mask = spec.sample(1, grid, generator=torch_generator(self.seed, epoch, index))
-            return {"video": video[None], "encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
+            masks = {"encoder_mask": encoder_mask, "decoder_mask": decoder_mask}
+            return {"video": video[None], **masks, **mask_indices(encoder_mask, decoder_mask)}
         return {
             "video": video[None],
             "label": self.clips.labels[index : index + 1],
