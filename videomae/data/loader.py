@@ -1,7 +1,8 @@
-"""DataLoader setup: a rank-sharded, seed-deterministic sampler with exact resume, and the view collate.
+"""Data loading: a rank-sharded, seed-deterministic sampler with exact resume (also on another number of
+processes), the view collate, one loader per training run, and batches delivered on the device.
 
-Call `loader.sampler.set_epoch(epoch)` before each epoch. The sampler yields `(epoch, index)` pairs, so the
-dataset (also in persistent workers) draws the augmentation of the right epoch.
+Set `loader.sampler.set_epoch(epoch)` before each epoch (`run_batches` does it). The sampler yields `(epoch, index)`
+pairs, so the dataset (also in persistent workers) draws the augmentation of the right epoch.
 """
 
 from __future__ import annotations
