@@ -16,8 +16,10 @@ examples:
   videomae demo --quick --output /tmp/demo_smoke   # seconds: checks the pipeline, numbers mean nothing
 
 outputs: results.json (accuracy_pretrained, accuracy_scratch, ...), report.md, pretrain_loss.png,
-finetune_loss.png, reconstructions.png, reconstruction.gif, pretrained/ and finetuned_*/ checkpoints,
-samples/ (test clips as .mp4 to try `videomae predict` and `videomae visualize` on)
+finetune_loss.png, reconstructions.png, reconstruction.gif, samples/ (test clips as .mp4 to try
+`videomae predict` and `videomae visualize` on) and runs/pretrain, runs/finetune_pretrained,
+runs/finetune_scratch (the engine's training runs; each is a checkpoint). A rerun with the same settings
+continues the runs (Ctrl-C stops with a checkpoint); other settings start the folder over.
 """
 
 
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videomae.demo.run import DemoConfig, run_demo
+    from videomae.training.stopping import Interrupted
 
     for name in ("pretrain_epochs", "finetune_epochs", "pool_size", "train_per_class"):
         value = getattr(args, name)
@@ -64,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         cfg.finetune = dataclasses.replace(cfg.finetune, epochs=args.finetune_epochs)
     cfg.pool_size = args.pool_size or cfg.pool_size
     cfg.train_per_class = args.train_per_class or cfg.train_per_class
-    results = run_demo(cfg, args.output, log=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        results = run_demo(cfg, args.output, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except Interrupted as stop:  # the engine has said where the checkpoint is; a rerun continues
+        return stop.exit_status
     print(
         f"test top-1: pretrained {results['accuracy_pretrained']:.1f}%, scratch {results['accuracy_scratch']:.1f}% "
         f"(chance {results['chance']:.1f}%); wrote {args.output}/results.json and report.md "

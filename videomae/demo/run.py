@@ -7,9 +7,15 @@
 3. Fine-tune it on the labelled clips; train the same architecture from scratch with the same budget.
 4. Evaluate both on the test set and write results.json, report.md, loss curves and reconstruction pictures.
 
-Clips live in memory (decoding thousands of files every epoch would dominate a CPU run); the steps use the
-training engine's parts: optimizer groups with layer decay, per-step schedules, the pretraining and
-classification losses, the loader and the multi-view evaluation.
+Each stage is a run of the training engine (`Trainer` with an in-memory `Task`) in `DIR/runs/<stage>`, so the
+demo trains, checkpoints, exports and tests exactly as `videomae pretrain`/`finetune` do; only the clips come
+from memory (decoding thousands of files every epoch would dominate a CPU run).
+
+A rerun into the same folder continues the runs when they were made with the same settings (kept in
+`runs/demo.json`): the engine resumes an interrupted run from its last checkpoint and keeps a finished one.
+Runs of other settings are deleted first, with every output made from them. Ctrl-C stops the current run after
+its step, with a checkpoint; results.json is written last, so it is there only when every output belongs to
+the runs beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -28,21 +35,38 @@ from torch.utils.data import Dataset
 
 from videomae.apps.plots import line_plot
 from videomae.apps.visualize import grid_image, reconstruct, save_gif
-from videomae.checkpoint import save_pretrained
-from videomae.data import DataConfig, build_loader
+from videomae.data import DataConfig
 from videomae.data.synthetic import encode_video
 from videomae.data.transforms import normalize, to_tchw
 from videomae.demo.digits import CLASS_NAMES, DigitClips, DigitsConfig, glyph_bank, make_digit_clips
 from videomae.factory import create_model
-from videomae.masking import MaskSpec, mask_indices
+from videomae.masking import MaskSpec, mask_indices, token_grid
 from videomae.seeding import numpy_generator, torch_generator
-from videomae.training.config import OptimConfig
-from videomae.training.distributed import Dist
-from videomae.training.evaluation import evaluate
-from videomae.training.optim import build_optimizer, build_schedules
-from videomae.training.stages import Targets, classification_objective, reconstruction_objective
+from videomae.training.config import OptimConfig, TrainConfig
+from videomae.training.engine import RunResult, Trainer
+from videomae.training.files import json_text
+from videomae.training.run_dir import RunLock
+from videomae.training.stages import (
+    Targets,
+    Task,
+    classification_objective,
+    count_clips,
+    count_loss_tokens,
+    data_for,
+    model_args,
+    reconstruction_objective,
+)
+from videomae.training.state import list_checkpoints
 
 POOL_STREAM, TRAIN_STREAM, TEST_STREAM = 2, 0, 1  # independent clip sets from one seed
+PRETRAIN_MODEL, CLASSIFIER_MODEL = "pretrain_videomae_small_patch16_224", "vit_small_patch16_224"  # sized by arch
+SIZED_BY_DATA = ("img_size", "num_frames")  # arch keys a run takes from its data config
+RUNS = "runs"
+SETTINGS = os.path.join(RUNS, "demo.json")  # the demo settings the runs beside it were made with
+PRETRAIN, FINETUNE_PRETRAINED, FINETUNE_SCRATCH = "pretrain", "finetune_pretrained", "finetune_scratch"
+SUMMARY = ("results.json", "report.md")
+PICTURES = ("pretrain_loss.png", "finetune_loss.png", "reconstructions.png", "reconstruction.gif")
+SAMPLES = "samples"
 
 
 @dataclass
@@ -133,9 +157,36 @@ class DemoConfig:
     threads: int = 1
 
     @property
+    def data(self) -> DataConfig:
+        """The clips as the runs record them: exports carry it (preprocessing.json), so `videomae predict` and
+        `visualize` read the samples as the models were trained. Augmentation is the datasets' own (`max_shift`)."""
+        arch = self.arch
+        return DataConfig(
+            num_frames=arch["num_frames"],
+            sampling_rate=1,
+            input_size=arch["img_size"],
+            short_side_size=arch["img_size"],
+            test_num_segment=1,
+            test_num_crop=1,
+            flip=False,
+            rand_augment=None,
+            reprob=0.0,
+            mixup=0.0,
+            cutmix=0.0,
+            label_smoothing=self.label_smoothing,
+            mask_type="tube",
+            mask_ratio=self.mask_ratio,
+            decoder_mask_type="running_cell",
+            decoder_mask_ratio=self.decoder_mask_ratio,
+            tubelet_size=arch["tubelet_size"],
+            patch_size=arch["patch_size"],
+            num_workers=0,
+        )
+
+    @property
     def masks(self) -> MaskSpec:
         """Tube encoder mask and running-cell decoder mask at the demo's ratios."""
-        return MaskSpec("tube", self.mask_ratio, "running_cell", self.decoder_mask_ratio)
+        return self.data.masks
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
@@ -173,7 +224,7 @@ class ClipDataset(Dataset):
     """In-memory clips with the item layout of the engine's datasets (one view per item).
 
     Classification items: {"video": (1, 3, T, H, W), "label": (1,), "video_index": (1,), "view": (1,)}.
-    With `mask_grid` set (pretraining), items carry {"video", "encoder_mask": (1, N), "decoder_mask": (1, N)}.
+    With `masks` set (pretraining), items carry {"video", "encoder_mask": (1, N), "decoder_mask": (1, N)}.
 
     Args:
         clips: the generated clips.
@@ -191,7 +242,8 @@ class ClipDataset(Dataset):
     ):
         self.clips, self.seed, self.max_shift, self.masks = clips, seed, max_shift, masks
         self.epoch = 0
-        self.num_classes, self.class_names = len(CLASS_NAMES), list(CLASS_NAMES)
+        self.num_classes = len(CLASS_NAMES)
+        self.class_names = list(CLASS_NAMES) if masks is None else None  # the pool is unlabelled: no labels.txt
         self.video_ids = [f"clip_{i:05d}" for i in range(len(clips))]
 
     def __len__(self) -> int:
@@ -237,76 +289,158 @@ def build_data(cfg: DemoConfig) -> DemoData:
     )
 
 
-# ---- training --------------------------------------------------------------------------------------------------
+# ---- the output folder ---------------------------------------------------------------------------------------
 
 
-def train_stage(
-    model: nn.Module, dataset: ClipDataset, loss_fn, stage: StageConfig, seed: int, name: str, log=print
-) -> list[float]:
-    """Train `model` on `dataset` for the stage's epochs with the engine's optimizer and schedules.
-
-    Logs about ten progress lines through `log`.
-
-    Returns:
-        The loss of every step.
-    """
-    loader = build_loader(dataset, stage.batch_size, shuffle=True, seed=seed, num_workers=0, drop_last=True)
-    steps_per_epoch = len(loader)
-    total = stage.epochs * steps_per_epoch
-    optimizer = build_optimizer(model, stage.optim)
-    schedules = build_schedules(stage.optim, stage.optim.lr, stage.optim.min_lr, total, steps_per_epoch)
-    model.train()
-    losses, step = [], 0
-    for epoch in range(stage.epochs):
-        loader.sampler.set_epoch(epoch)
-        for batch in loader:
-            schedules.apply(optimizer, step)
-            torch.manual_seed(seed + step)  # drop-path draws, reproducible per step
-            loss = loss_fn(model, batch, torch_generator(seed, step))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        if (epoch + 1) % max(1, stage.epochs // 10) == 0 or epoch + 1 == stage.epochs:
-            recent = losses[-steps_per_epoch:]
-            log(f"  {name} epoch {epoch + 1}/{stage.epochs}: loss {sum(recent) / len(recent):.4f}")
-    return losses
+def run_dir(out_dir: str, stage: str) -> str:
+    return os.path.join(out_dir, RUNS, stage)
 
 
-def pretrain(cfg: DemoConfig, data: DemoData, log=print) -> tuple[nn.Module, list[float]]:
-    """Dual-masking pretraining on the unlabelled pool."""
-    torch.manual_seed(cfg.seed)
-    model = create_model("pretrain_videomae_small_patch16_224", **cfg.arch)
-    grid = model.encoder.token_grid(
-        torch.zeros(1, 3, cfg.arch["num_frames"], cfg.arch["img_size"], cfg.arch["img_size"])
+def read_settings(out_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(out_dir, SETTINGS), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):  # none yet, or cut by a kill: the runs are not known to be ours
+        return None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` in one step, so a kill leaves the old file or the new one."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def remove_outputs(out_dir: str) -> None:
+    """Delete what the demo writes. The summary goes first and the settings before the runs, so that an
+    interrupted removal never leaves a summary of missing runs, nor half-deleted runs taken for resumable."""
+    for name in SUMMARY + (SETTINGS,) + PICTURES:
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+    for name in (RUNS, SAMPLES):
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+
+
+def prepare_folder(cfg: DemoConfig, out_dir: str, log=print) -> None:
+    """Leave in `out_dir` only runs made with `cfg`, which the engine then resumes or keeps as they are.
+
+    Runs of other settings go, with every output made from them. So does a run without a checkpoint (killed
+    before its first): there is nothing to resume, and the engine refuses to start over its earlier work."""
+    settings = json.loads(json_text(cfg.to_dict()))  # as it reads back
+    if read_settings(out_dir) != settings:
+        if os.path.exists(os.path.join(out_dir, RUNS)):
+            log(f"{out_dir} holds a demo with other settings: deleting it and starting over")
+        remove_outputs(out_dir)
+        os.makedirs(os.path.join(out_dir, RUNS))
+        write_atomically(os.path.join(out_dir, SETTINGS), json_text(settings, indent=1))
+        return
+    for stage in (PRETRAIN, FINETUNE_PRETRAINED, FINETUNE_SCRATCH):
+        path = run_dir(out_dir, stage)
+        if os.path.isdir(path) and not list_checkpoints(path):
+            shutil.rmtree(path)
+
+
+# ---- training: one engine run per stage ----------------------------------------------------------------------
+
+
+def run_config(cfg: DemoConfig, budget: StageConfig, output_dir: str, clips: int, **fields) -> TrainConfig:
+    """An engine run on in-memory clips: fp32, no TensorBoard, a progress line and a checkpoint every tenth of the
+    run (a checkpoint of these models costs as much as a step or two: one per epoch would slow the demo down)."""
+    tenth = max(1, budget.epochs * (clips // budget.batch_size) // 10)
+    return TrainConfig(
+        data=cfg.data,
+        optim=budget.optim,
+        output_dir=output_dir,
+        epochs=budget.epochs,
+        batch_size=budget.batch_size,
+        precision="fp32",
+        activation_checkpointing="none",  # a tiny model: recomputing activations would only cost time
+        val_every=0,
+        log_every=tenth,
+        save_every=tenth,
+        tensorboard=False,
+        **fields,
     )
-    dataset = ClipDataset(data.pool, cfg.seed, masks=(grid, cfg.masks))
-    loss_fn = reconstruction_objective(cfg.arch["tubelet_size"], cfg.arch["patch_size"], normalize=True)
-    return model, train_stage(model, dataset, loss_fn, cfg.pretrain, cfg.seed, "pretrain", log)
 
 
-def finetune(cfg: DemoConfig, data: DemoData, pretrained: str | None, log=print) -> tuple[nn.Module, list[float]]:
-    """Fine-tune from a pretraining checkpoint (encoder weights), or from scratch when `pretrained` is None."""
-    torch.manual_seed(cfg.seed + 1)  # the same head init and drop-path draws for both runs
-    head = dict(kind="classifier", num_classes=len(CLASS_NAMES), drop_path_rate=cfg.drop_path_rate)
-    if pretrained:
-        model = create_model(pretrained=pretrained, **head)
-    else:
-        model = create_model("vit_small_patch16_224", **{**cfg.arch, **head})
-    targets = Targets(len(CLASS_NAMES), DataConfig(mixup=0.0, cutmix=0.0, label_smoothing=cfg.label_smoothing))
-    dataset = ClipDataset(data.train, cfg.seed, max_shift=cfg.max_shift)
-    stage, name = cfg.finetune, "fine-tune (pretrained)"
-    if not pretrained:
-        stage = dataclasses.replace(stage, optim=dataclasses.replace(stage.optim, layer_decay=cfg.scratch_layer_decay))
-        name = "train from scratch"
-    return model, train_stage(model, dataset, classification_objective(targets), stage, cfg.seed + 1, name, log)
+def architecture(cfg: DemoConfig, **extra) -> dict:
+    """The run's `model_args`: the demo's arch without the clip size, which comes from the data config."""
+    return {**{k: v for k, v in cfg.arch.items() if k not in SIZED_BY_DATA}, **extra}
 
 
-def test_accuracy(model: nn.Module, data: DemoData, cfg: DemoConfig) -> dict:
-    """Top-1 (%), per-class accuracy and confusion on the held-out clips (the engine's evaluation)."""
-    single_process = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    return evaluate(model, ClipDataset(data.test, cfg.seed), single_process, batch_size=100)
+def pretrain_task(run: TrainConfig, clips: DigitClips, seed: int) -> Task:
+    """What `stages.build_pretrain` builds, on the in-memory pool."""
+    torch.manual_seed(run.seed)  # as the engine seeds before it builds a stage's model
+    model = create_model(run.model, **model_args(run))
+    data = data_for(model, run)
+    c = model.config
+    grid = token_grid(c.num_frames, c.image_hw, c.tubelet_size, c.patch_size)
+    pool = ClipDataset(clips, seed, masks=(grid, data.masks))
+    loss = reconstruction_objective(data.tubelet_size, data.patch_size, run.normalize_target)
+    return Task(model, data, pool, None, None, loss, count_loss_tokens)
+
+
+def classifier_task(run: TrainConfig, data: DemoData, seed: int, max_shift: int) -> Task:
+    """What `stages.build_classifier_stage` builds for fine-tuning, on the in-memory labelled and test clips."""
+    torch.manual_seed(run.seed)  # the same head init for the pretrained and the scratch run
+    model = create_model(run.model, pretrained=run.pretrained, **model_args(run, len(CLASS_NAMES)))
+    config = data_for(model, run)
+    train = ClipDataset(data.train, seed, max_shift=max_shift)
+    loss = classification_objective(Targets(len(CLASS_NAMES), config))
+    return Task(model, config, train, None, ClipDataset(data.test, seed), loss, count_clips)
+
+
+def pretrain(cfg: DemoConfig, data: DemoData, out_dir: str) -> RunResult:
+    """Dual-masking pretraining on the unlabelled pool."""
+    run = run_config(
+        cfg,
+        cfg.pretrain,
+        run_dir(out_dir, PRETRAIN),
+        len(data.pool),
+        stage="pretrain",
+        model=PRETRAIN_MODEL,
+        model_args=architecture(cfg),
+        seed=cfg.seed,
+    )
+    return Trainer(run, task=pretrain_task(run, data.pool, cfg.seed)).fit()
+
+
+def finetune(cfg: DemoConfig, data: DemoData, out_dir: str, from_pretrained: bool) -> RunResult:
+    """Fine-tune the pretraining run's encoder (run directories are checkpoints), or the same network from
+    scratch; the engine tests it on the held-out clips."""
+    budget = cfg.finetune
+    if not from_pretrained:
+        scratch_optim = dataclasses.replace(budget.optim, layer_decay=cfg.scratch_layer_decay)
+        budget = dataclasses.replace(budget, optim=scratch_optim)
+    run = run_config(
+        cfg,
+        budget,
+        run_dir(out_dir, FINETUNE_PRETRAINED if from_pretrained else FINETUNE_SCRATCH),
+        len(data.train),
+        stage="finetune",
+        model=CLASSIFIER_MODEL,
+        model_args=architecture(cfg, drop_path_rate=cfg.drop_path_rate),
+        pretrained=run_dir(out_dir, PRETRAIN) if from_pretrained else None,
+        seed=cfg.seed + 1,  # the same head init, order and drop-path draws for both runs
+    )
+    return Trainer(run, task=classifier_task(run, data, cfg.seed, cfg.max_shift)).fit()
+
+
+def logged_losses(result: RunResult) -> list[float | None]:
+    """The loss of every step of the run, also of steps an earlier, resumed call took (metrics.jsonl)."""
+    with open(os.path.join(result.output_dir, "metrics.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line)["loss"] for line in handle]
+
+
+def run_summary(result: RunResult, out_dir: str) -> dict:
+    """Where the run is, its steps, and the step this call resumed it from (0: trained now from the start)."""
+    return {
+        "dir": os.path.relpath(result.output_dir, out_dir),
+        "steps": result.step,
+        "resumed_from_step": result.step - len(result.losses),
+    }
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------------
@@ -331,7 +465,7 @@ def save_reconstructions(model: nn.Module, data: DemoData, cfg: DemoConfig, out_
 
 def save_samples(data: DemoData, out_dir: str) -> str:
     """One test clip per class as .mp4 in a folder-per-class tree, to try `videomae predict` on."""
-    root = os.path.join(out_dir, "samples")
+    root = os.path.join(out_dir, SAMPLES)
     for label, name in enumerate(CLASS_NAMES):
         index = int(torch.nonzero(data.test.labels == label)[0])
         folder = os.path.join(root, name.replace(" ", "_"))
@@ -340,13 +474,6 @@ def save_samples(data: DemoData, out_dir: str) -> str:
             os.path.join(folder, f"test_{index:05d}.mp4"), data.test.frames[index].numpy(), options={"crf": "12"}
         )
     return root
-
-
-def save_classifier(model: nn.Module, path: str) -> None:
-    """Our checkpoint format plus labels.txt, so `videomae predict --checkpoint path` prints class names."""
-    save_pretrained(model, path)
-    with open(os.path.join(path, "labels.txt"), "w", encoding="utf-8") as handle:
-        handle.write("\n".join(CLASS_NAMES) + "\n")
 
 
 def save_curves(out_dir: str, pretrain_losses: list[float], finetune_losses: dict[str, list[float]]) -> list[str]:
@@ -372,6 +499,12 @@ def save_curves(out_dir: str, pretrain_losses: list[float], finetune_losses: dic
     return [pretrain_png, finetune_png]
 
 
+def resumed_text(runs: dict) -> str:
+    """Which runs this call continued (an earlier demo with the same settings took their first steps)."""
+    resumed = [f"{name} from step {run['resumed_from_step']}" for name, run in runs.items() if run["resumed_from_step"]]
+    return f" Continued runs of an earlier call: {', '.join(resumed)}." if resumed else ""
+
+
 def write_report(path: str, results: dict) -> None:
     """A short Markdown report of one demo run."""
     r = results
@@ -391,6 +524,7 @@ def write_report(path: str, results: dict) -> None:
         f"- fine-tuning (both models, same recipe and number of steps): {r['config']['finetune']['epochs']} epochs; "
         f"layer decay {r['config']['finetune']['optim']['layer_decay']} for the pretrained model, "
         f"{r['config']['scratch_layer_decay']} from scratch",
+        f"- training runs (checkpoints, metrics.jsonl, export/): {', '.join(run['dir'] for run in r['runs'].values())}",
         "",
         "| model | test top-1 (%) |",
         "|---|---|",
@@ -399,7 +533,8 @@ def write_report(path: str, results: dict) -> None:
         "",
         f"Gain from pretraining: {r['gain']:+.1f} points. Wall time {r['seconds']['total']:.0f} s "
         f"(data {r['seconds']['data']:.0f}, pretraining {r['seconds']['pretrain']:.0f}, fine-tuning "
-        f"{r['seconds']['finetune_pretrained']:.0f} + {r['seconds']['finetune_scratch']:.0f} s).",
+        f"{r['seconds']['finetune_pretrained']:.0f} + {r['seconds']['finetune_scratch']:.0f} s)."
+        + resumed_text(r["runs"]),
         "",
         "![pretraining loss](pretrain_loss.png) ![fine-tuning loss](finetune_loss.png)",
         "",
@@ -407,10 +542,8 @@ def write_report(path: str, results: dict) -> None:
         "",
         "![reconstructions](reconstructions.png)",
         "",
-        "Try the models: `videomae predict samples --checkpoint finetuned_pretrained --clips 1 --crops 1 "
-        "--sampling-rate 1` and "
-        "`videomae visualize samples/move_left/*.mp4 --checkpoint pretrained --sampling-rate 1 "
-        f"--mask-ratio {r['config']['mask_ratio']}`.",
+        f"Try the models: `videomae predict samples --checkpoint {r['runs'][FINETUNE_PRETRAINED]['dir']}` and "
+        f"`videomae visualize samples/move_left/*.mp4 --checkpoint {r['runs'][PRETRAIN]['dir']}`.",
         "",
     ]
     with open(path, "w", encoding="utf-8") as handle:
@@ -418,10 +551,21 @@ def write_report(path: str, results: dict) -> None:
 
 
 def run_demo(cfg: DemoConfig, out_dir: str, log=print) -> dict:
-    """Run the whole demo and write its outputs to `out_dir`; returns the results (also in results.json)."""
+    """Run the whole demo and write its outputs to `out_dir`; returns the results (also in results.json).
+
+    Holds `out_dir/run.lock` meanwhile: a second demo on the folder refuses instead of deleting runs in use."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir)
+    lock.acquire()
+    try:
+        return train_and_compare(cfg, out_dir, log)
+    finally:
+        lock.release()
+
+
+def train_and_compare(cfg: DemoConfig, out_dir: str, log=print) -> dict:
     seconds: dict[str, float] = {}
     start = clock = time.perf_counter()
 
@@ -430,58 +574,53 @@ def run_demo(cfg: DemoConfig, out_dir: str, log=print) -> dict:
         now = time.perf_counter()
         seconds[name], clock = now - clock, now
 
+    prepare_folder(cfg, out_dir, log)
     data = build_data(cfg)
     lap("data")
     log(
         f"data: {len(data.pool)} unlabelled clips, {len(data.train)} labelled, {len(data.test)} test "
         f"({seconds['data']:.0f} s)"
     )
-    pretrained, pretrain_losses = pretrain(cfg, data, log)
-    pretrained_dir = os.path.join(out_dir, "pretrained")
-    save_pretrained(pretrained, pretrained_dir)
+    pretrained = pretrain(cfg, data, out_dir)
+    losses = {PRETRAIN: logged_losses(pretrained)}
     lap("pretrain")
     log(
-        f"pretrained {len(pretrain_losses)} steps, loss {pretrain_losses[0]:.3f} -> {pretrain_losses[-1]:.3f} "
+        f"pretrained {pretrained.step} steps, loss {losses[PRETRAIN][0]:.3f} -> {losses[PRETRAIN][-1]:.3f} "
         f"({seconds['pretrain']:.0f} s)"
     )
-    pictures = save_reconstructions(pretrained, data, cfg, out_dir)
-    runs = {}
-    for name, source in (("pretrained", pretrained_dir), ("scratch", None)):
-        model, losses = finetune(cfg, data, source, log)
-        metrics = test_accuracy(model, data, cfg)
-        save_classifier(model, os.path.join(out_dir, f"finetuned_{name}"))
-        runs[name] = {"losses": losses, "metrics": metrics}
-        lap(f"finetune_{name}")
-        log(f"fine-tuned {name}: test top-1 {metrics['acc1']:.1f}% ({seconds[f'finetune_{name}']:.0f} s)")
+    pictures = save_reconstructions(create_model(pretrained=pretrained.output_dir), data, cfg, out_dir)
+    runs = {PRETRAIN: pretrained}
+    for name, from_pretrained in ((FINETUNE_PRETRAINED, True), (FINETUNE_SCRATCH, False)):
+        runs[name] = finetune(cfg, data, out_dir, from_pretrained)
+        losses[name] = logged_losses(runs[name])
+        lap(name)
+        log(f"{name}: test top-1 {runs[name].test['acc1']:.1f}% ({seconds[name]:.0f} s)")
     curves = save_curves(
         out_dir,
-        pretrain_losses,
-        {"from pretrained": runs["pretrained"]["losses"], "from scratch": runs["scratch"]["losses"]},
+        losses[PRETRAIN],
+        {"from pretrained": losses[FINETUNE_PRETRAINED], "from scratch": losses[FINETUNE_SCRATCH]},
     )
     save_samples(data, out_dir)
     seconds["total"] = time.perf_counter() - start
+    tested = {"pretrained": runs[FINETUNE_PRETRAINED].test, "scratch": runs[FINETUNE_SCRATCH].test}
     results = {
-        "accuracy_pretrained": runs["pretrained"]["metrics"]["acc1"],
-        "accuracy_scratch": runs["scratch"]["metrics"]["acc1"],
-        "gain": runs["pretrained"]["metrics"]["acc1"] - runs["scratch"]["metrics"]["acc1"],
+        "accuracy_pretrained": tested["pretrained"]["acc1"],
+        "accuracy_scratch": tested["scratch"]["acc1"],
+        "gain": tested["pretrained"]["acc1"] - tested["scratch"]["acc1"],
         "chance": 100.0 / len(CLASS_NAMES),
         "class_names": list(CLASS_NAMES),
-        "per_class_pretrained": runs["pretrained"]["metrics"]["per_class_acc1"],
-        "per_class_scratch": runs["scratch"]["metrics"]["per_class_acc1"],
-        "confusion_pretrained": runs["pretrained"]["metrics"]["confusion"],
-        "confusion_scratch": runs["scratch"]["metrics"]["confusion"],
-        "final_loss": {
-            "pretrain": pretrain_losses[-1],
-            "finetune_pretrained": runs["pretrained"]["losses"][-1],
-            "finetune_scratch": runs["scratch"]["losses"][-1],
-        },
+        "per_class_pretrained": tested["pretrained"]["per_class_acc1"],
+        "per_class_scratch": tested["scratch"]["per_class_acc1"],
+        "confusion_pretrained": tested["pretrained"]["confusion"],
+        "confusion_scratch": tested["scratch"]["confusion"],
+        "final_loss": {name: values[-1] for name, values in losses.items()},
+        "runs": {name: run_summary(run, out_dir) for name, run in runs.items()},
         "data": {"pool": len(data.pool), "train": len(data.train), "test": len(data.test)},
         "seconds": seconds,
         "threads": torch.get_num_threads(),
         "files": [os.path.relpath(p, out_dir) for p in pictures + curves] + ["report.md"],
         "config": cfg.to_dict(),
     }
-    with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
     write_report(os.path.join(out_dir, "report.md"), results)
+    write_atomically(os.path.join(out_dir, "results.json"), json_text(results, indent=1))  # last: the demo is complete
     return results
