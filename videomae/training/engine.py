@@ -22,11 +22,11 @@ import torch.nn as nn
 from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
 from videomae.data.loader import worker_batches
-from videomae.devices import autocast, autocast_dtype
+from videomae.devices import autocast, autocast_dtype, tf32_matmuls
 from videomae.errors import ConfigError
 from videomae.seeding import derive_seed, torch_generator
 from videomae.training.config import TrainConfig, config_from_json, save_config
-from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
+from videomae.training.distributed import Dist, everywhere, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
 from videomae.training.monitor import MetricsLog, ProgressBar, append_json_line, finite_or_none
 from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
@@ -44,7 +44,16 @@ from videomae.training.state import (
 from videomae.training.stopping import Interrupted, StopSignals
 
 MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
-RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard", "resume"}
+RESUME_NEUTRAL = {
+    "max_steps",
+    "save_every",
+    "keep_last",
+    "output_dir",
+    "log_every",
+    "tensorboard",
+    "resume",
+    "dist_timeout_s",
+}
 
 
 class ModelEma:
@@ -111,24 +120,29 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.d = d = init_distributed()
+        self.d = d = init_distributed(cfg.dist_timeout_s)
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
-        self.task: Task = self.given_task or build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+        report_dir = cfg.output_dir if d.is_main else None
+        # Process 0 also writes the data report: a failure there must stop the others too, before DDP's first
+        # collective.
+        self.task: Task = everywhere(lambda: self.given_task or build_task(cfg, d.device, report_dir=report_dir), d)
         self.model = self.task.model
+        dtype = autocast_dtype(cfg.precision, d.device)
         self.net = parallelize(
             self.model,
             d,
             parallel=cfg.parallel,
             activation_checkpointing=cfg.activation_checkpointing,
             compile=cfg.compile,
+            param_dtype=dtype,
         )
         self.model = unwrap(self.net)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.autocast = functools.partial(autocast, cfg.precision, d.device)
-        fp16 = autocast_dtype(cfg.precision, d.device) == torch.float16
+        fp16 = dtype == torch.float16
         self.scaler = torch.amp.GradScaler(d.device.type) if fp16 else None
 
         per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
@@ -163,12 +177,11 @@ class Trainer:
         found = load_newest_checkpoint(cfg.output_dir, d, self.model, self.optimizer, scaler=self.scaler, ema=self.ema)
         if found:
             path, meta = found
-            warn_config_changes(cfg, config_path, d)
+            on_main(lambda: warn_config_changes(cfg, config_path, d), d)
             log(d, f"resumed from {path} (step {meta['step']})")
         else:
             on_main(lambda: refuse_to_restart(cfg.output_dir), d)
-        if d.is_main:
-            save_config(cfg, config_path)
+        on_main(lambda: save_config(cfg, config_path), d)
         return meta
 
     # ------------------------------------------------------------------------------------------------
@@ -269,8 +282,7 @@ class Trainer:
                 class_names=self.class_names,
                 preprocessing=self.preprocessing,
             )
-        if self.d.is_main:
-            append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary)
+        on_main(lambda: append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary), self.d)
         log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
         return metrics
 
@@ -310,7 +322,7 @@ class Trainer:
     def fit(self) -> RunResult:
         """Train holding `output_dir` (one run at a time); SIGTERM/SIGINT stop after the current step with a
         checkpoint and raise `Interrupted`."""
-        d = init_distributed()
+        d = init_distributed(self.cfg.dist_timeout_s)
         with (
             StopSignals() as self.stop,
             claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume, fresh=self.fresh),
@@ -405,24 +417,29 @@ class Trainer:
         return result
 
 
+def save_eval_config(cfg: TrainConfig) -> None:
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
+
+
 def evaluate_run(cfg: TrainConfig) -> dict:
     """The eval stage: multi-view test of `cfg.pretrained` on the recipe's test data; writes `output_dir/test/`."""
     cfg = dataclasses.replace(cfg, stage="eval").validate()
-    d = init_distributed()
-    if d.is_main:  # what was tested, and how
-        os.makedirs(cfg.output_dir, exist_ok=True)
-        save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
-    task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+    d = init_distributed(cfg.dist_timeout_s)
+    on_main(functools.partial(save_eval_config, cfg), d)  # what was tested, and how
+    report_dir = cfg.output_dir if d.is_main else None
+    task = everywhere(lambda: build_task(cfg, d.device, report_dir=report_dir), d)
     model = task.model.to(d.device)
-    metrics = evaluate(
-        model,
-        task.test_set,
-        d,
-        batch_size=cfg.batch_size,
-        num_workers=task.data.num_workers,
-        autocast=functools.partial(autocast, cfg.precision, d.device),
-        out_dir=os.path.join(cfg.output_dir, "test"),
-    )
+    with tf32_matmuls(d.device):  # fp32 matrix products on tensor cores (GPUs): inference needs no more
+        metrics = evaluate(
+            model,
+            task.test_set,
+            d,
+            batch_size=cfg.batch_size,
+            num_workers=task.data.num_workers,
+            autocast=functools.partial(autocast, cfg.precision, d.device),
+            out_dir=os.path.join(cfg.output_dir, "test"),
+        )
     log(
         d,
         f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): acc1 {metrics['acc1']:.2f} "
