@@ -7,7 +7,6 @@ gradient norm is not finite, clip, step, update the EMA, log, and checkpoint on 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import math
@@ -24,6 +23,7 @@ from videomae.data import build_loader
 from videomae.data.loader import worker_batches
 from videomae.devices import autocast, autocast_dtype, tf32_matmuls
 from videomae.errors import ConfigError
+from videomae.models import build_model
 from videomae.seeding import derive_seed, torch_generator
 from videomae.training.config import TrainConfig, config_from_json, save_config
 from videomae.training.distributed import Dist, everywhere, init_distributed, on_main, sum_across
@@ -56,20 +56,36 @@ RESUME_NEUTRAL = {
 }
 
 
+def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers by name (the same names with activation checkpointing and in-place compile)."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
 class ModelEma:
-    """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model."""
+    """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model.
+
+    The average lives in a fresh model built from the model's config and loaded with a copy of its weights: a
+    plain module in eval mode. A deep copy of the trained model would not do once `parallelize` has compiled
+    its blocks: the copy's compiled forward would still run the original's weights."""
 
     def __init__(self, model: nn.Module, decay: float):
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.module = build_model(model.config).to(next(model.parameters()).device)
+        self.module.load_state_dict(model.state_dict())
+        self.module.eval().requires_grad_(False)
         self.decay = decay
+        ema = named_tensors(self.module)
+        self.averaged = {name: t for name, t in ema.items() if t.is_floating_point()}
+        self.copied = {name: t for name, t in ema.items() if not t.is_floating_point()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for ema, current in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema.is_floating_point():
-                ema.lerp_(current.detach(), 1.0 - self.decay)
-            else:
-                ema.copy_(current)
+        """One averaging step towards `model`'s current weights (one fused op over all of them)."""
+        current = named_tensors(model)
+        torch._foreach_lerp_(
+            list(self.averaged.values()), [current[name].detach() for name in self.averaged], 1.0 - self.decay
+        )
+        if self.copied:
+            torch._foreach_copy_(list(self.copied.values()), [current[name] for name in self.copied])
 
 
 @dataclass
