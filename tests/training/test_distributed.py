@@ -101,3 +101,20 @@ def test_an_error_on_one_process_is_raised_on_every_process(cli, tmp_path):
     assert outcomes[0]["from_main"] == "OSError: disk gone"
     assert outcomes[1]["from_main"].startswith("RuntimeError: process 0 failed: OSError")
     assert not (tmp_path / "run" / "checkpoints").exists() or not os.listdir(tmp_path / "run" / "checkpoints")
+
+
+def test_the_collective_timeout_comes_from_the_config_else_the_environment(monkeypatch):
+    from videomae.errors import ConfigError
+    from videomae.training import load_recipe
+    from videomae.training.distributed import TIMEOUT_ENV, collective_timeout_s
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert collective_timeout_s() == 1800
+    monkeypatch.setenv(TIMEOUT_ENV, "120")
+    assert collective_timeout_s() == 120 and collective_timeout_s(60.0) == 60
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigError, match=TIMEOUT_ENV):
+        collective_timeout_s()
+    assert load_recipe("tiny", ["dist_timeout_s=3600"]).dist_timeout_s == 3600
+    with pytest.raises(ConfigError, match="dist_timeout_s must be"):
+        load_recipe("tiny", ["dist_timeout_s=0"])
