@@ -118,3 +118,26 @@ def test_the_collective_timeout_comes_from_the_config_else_the_environment(monke
     assert load_recipe("tiny", ["dist_timeout_s=3600"]).dist_timeout_s == 3600
     with pytest.raises(ConfigError, match="dist_timeout_s must be"):
         load_recipe("tiny", ["dist_timeout_s=0"])
+
+
+class Planted:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_checkpoint_index_is_refused_without_running_it(tmp_path):
+    """DCP's .metadata is a pickle: only DCP's index types are unpickled from it."""
+    import pickle
+
+    from videomae.errors import CheckpointError
+    from videomae.training.state import read_dcp_index
+
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    (folder / ".metadata").write_bytes(pickle.dumps(Planted(tmp_path / "ran")))
+    with pytest.raises(CheckpointError, match="names posix.system"):
+        read_dcp_index(str(folder))
+    assert not (tmp_path / "ran").exists()

@@ -115,15 +115,17 @@ def run_videos(
         multiprocessing_context="spawn" if num_workers else None,
     )
     started: dict[int, VideoResult] = {}
+    start_times: dict[int, float] = {}
     with worker_batches(loader) as pieces:  # the workers stop when this ends, also on an error
         for piece in pieces:
             if piece.kind == "start":
-                started[piece.index] = VideoResult(piece.index, piece.facts, [], seconds=time.perf_counter())
+                started[piece.index] = VideoResult(piece.index, piece.facts, [])
+                start_times[piece.index] = time.perf_counter()
             elif piece.kind == "batch":
                 started[piece.index].outputs.append(model(piece.batch.to(device, non_blocking=True)))
             elif piece.kind == "end":
                 result = started.pop(piece.index)
-                result.seconds = time.perf_counter() - result.seconds
+                result.seconds = time.perf_counter() - start_times.pop(piece.index)
                 yield result
             elif piece.kind == "failed":
                 started.pop(piece.index, None)

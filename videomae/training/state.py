@@ -352,14 +352,20 @@ def list_checkpoints(output_dir: str) -> list[str]:
 
 class MetadataUnpickler(pickle.Unpickler):
     """DCP's `.metadata` is a plain pickle: unpickle it only into the index types DCP writes there, so that a
-    file planted in a run directory cannot run code when the run resumes."""
+    file planted in a run directory cannot run code when the run resumes.
+
+    Anything else is a CheckpointError, not damage: the file is left where it is (a torch release that pickles
+    another type would otherwise have every checkpoint set aside)."""
 
     def find_class(self, module: str, name: str):
         if module == "torch.distributed.checkpoint.metadata" or (module, name) in METADATA_GLOBALS:
             return super().find_class(module, name)
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        raise pickle.UnpicklingError(f"{module}.{name} has no place in a checkpoint index; not unpickled")
+        raise CheckpointError(
+            f"a checkpoint index (.metadata) names {module}.{name}, which DCP's index does not hold; not "
+            f"unpickled (written by another torch release?)"
+        )
 
 
 def read_dcp_index(folder: str) -> Metadata:
