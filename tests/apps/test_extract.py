@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.apps.fixtures import assets  # noqa: F401  (fixture)
 from videomae.apps.extract import ExtractConfig, claim, official_tad_clip, output_paths, parse_shard, window_starts
 from videomae.apps.inputs import discover_inputs, frame_template
 from videomae.errors import ConfigError, DataError
@@ -69,3 +70,21 @@ def test_frame_templates_and_input_discovery(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no video"):
         discover_inputs([str(tmp_path / "empty")])
+
+
+class FailingModel(torch.nn.Module):
+    def forward_features(self, clips):
+        raise RuntimeError("the model failed")
+
+
+def test_a_run_stopped_by_an_error_leaves_no_claim_of_its_own(assets, tmp_path):
+    """Workers claim videos ahead of the model, in the main process's name; when the run stops early the main
+    process releases every claim it made, so no video stays locked by a process that will not finish it."""
+    from videomae.apps.extract import extract_all
+    from videomae.apps.inputs import discover_inputs
+
+    videos = discover_inputs([str(assets.videos), str(assets.frames)])
+    cfg = ExtractConfig(clip_len=4, stride=2, batch_size=2, input_size=32, short_side=32)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        extract_all(FailingModel(), videos, str(tmp_path), cfg, torch.device("cpu"), run_info={}, num_workers=2)
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.npy"))

@@ -173,3 +173,30 @@ def test_extract_windows_look_like_training(assets, tmp_path):
         "1",
     )
     assert override.returncode == 0 and "--frame-interval 1 differs from the 3" in override.stderr
+
+
+def test_worker_decoding_writes_the_serial_features(assets, tmp_path):
+    """--num-workers 2: two spawned processes decode the videos (a corrupt one among them) while the model runs
+    in the main process; every file equals the serial run's, byte for byte, and no lock is left behind."""
+    runs = {}
+    for workers in ("0", "2"):
+        runs[workers] = out = tmp_path / f"workers_{workers}"
+        inputs = [str(assets.videos), str(assets.corrupt), str(assets.frames)]
+        result = run_cli(
+            "extract",
+            *inputs,
+            "--checkpoint",
+            str(assets.pretrain),
+            "--output",
+            str(out),
+            *WINDOWS,
+            "--num-workers",
+            workers,
+        )
+        assert result.returncode == 1 and "corrupt: failed" in result.stderr, result.stderr
+        assert "done 3," in result.stderr and "failed 1" in result.stderr
+        assert not list(out.glob("*.lock")) and not list(out.glob("*.tmp*"))
+    for name in ("long", "short", "clip_a"):
+        assert (runs["2"] / f"{name}.npy").read_bytes() == (runs["0"] / f"{name}.npy").read_bytes()
+        assert (runs["2"] / f"{name}.json").read_text() == (runs["0"] / f"{name}.json").read_text()
+    assert json.loads((runs["2"] / "long.json").read_text())["precision"] == "fp32"  # "auto" on the CPU

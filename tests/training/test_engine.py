@@ -148,8 +148,22 @@ def test_a_non_finite_checkpoint_is_never_written():
         check_finite({"w": torch.tensor([1.0, math.inf])})
 
 
+def tiny_classifier():
+    torch.manual_seed(0)
+    return create_model(
+        "vit_small_patch16_224",
+        img_size=32,
+        patch_size=8,
+        num_frames=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=4,
+        num_classes=3,
+    )
+
+
 def test_model_ema_follows_the_timm_formula():
-    model = torch.nn.Linear(2, 2)
+    model = tiny_classifier()
     ema = engine.ModelEma(model, decay=0.75)
     start = {k: v.clone() for k, v in ema.module.state_dict().items()}
     with torch.no_grad():
@@ -158,6 +172,28 @@ def test_model_ema_follows_the_timm_formula():
     ema.update(model)
     for key, value in ema.module.state_dict().items():
         torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * model.state_dict()[key])
+
+
+def test_the_ema_of_a_compiled_model_runs_the_averaged_weights():
+    """The engine's order: checkpointing and compile per block (`parallelize`), then the EMA, built afresh from
+    the config. After a step its outputs are those of the averaged weights, not the trained model's."""
+    from videomae.training.distributed import Dist
+    from videomae.training.parallelize import parallelize
+
+    cpu = Dist(0, 1, 0, torch.device("cpu"))
+    model = parallelize(tiny_classifier(), cpu, parallel="ddp", activation_checkpointing="selective", compile=True)
+    ema = engine.ModelEma(model, decay=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    video = torch.randn(2, 3, 4, 32, 32)
+    model(video).logsumexp(-1).sum().backward()
+    optimizer.step()
+    ema.update(model)
+    model.eval()
+    live, averaged = model(video), ema.module(video)
+    assert not torch.allclose(averaged, live, atol=1e-4)
+    plain = tiny_classifier().eval()
+    plain.load_state_dict(ema.module.state_dict())
+    torch.testing.assert_close(averaged, plain(video), atol=0, rtol=0)
 
 
 def test_ema_run_exports_the_averaged_model(tiny_recipe, tmp_path):

@@ -77,7 +77,7 @@ def test_activation_checkpointing_gives_the_same_outputs_and_gradients(name, mod
 
 
 def test_a_copy_of_a_checkpointed_model_runs_its_own_weights():
-    """The EMA model is a deep copy: its blocks must not call back into the original's."""
+    """A deep copy of a checkpointed model (a user's) must not call back into the original's blocks."""
     model = _model("vit_small_patch16_224")
     apply_activation_checkpointing(model, "selective")
     twin = copy.deepcopy(model)

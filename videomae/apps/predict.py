@@ -8,13 +8,19 @@ Views are those of the official test split (reference §5.2), the same as the da
 `num_clips` temporal windows spread evenly over the video (every `sampling_rate`-th frame, or one frame per
 segment for segment-sampled models such as SSv2's), each cut into `num_crops` squares along the long side
 after a short-side resize. The per-view softmax probabilities are averaged, as the official `merge`.
+
+Several videos are decoded in DataLoader worker processes (`num_workers`) while the main process runs the model
+(`videomae.apps.decoding`); on GPUs the model runs in bf16 autocast by default and its fp32 matrix products on
+TF32 tensor cores.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from videomae.apps.decoding import VideoResult, decode_workers, in_input_order, run_videos
 from videomae.apps.inputs import InputVideo
 from videomae.apps.loading import TrainedSettings, load_model
 from videomae.checkpoint import locate, read_labels
@@ -29,7 +36,7 @@ from videomae.data.decoders import VideoReader
 from videomae.data.manifests import read_label_file
 from videomae.data.sampling import test_indices
 from videomae.data.transforms import multiview_clip
-from videomae.devices import autocast, pick_device
+from videomae.devices import autocast, pick_device, resolved_precision, tf32_matmuls
 from videomae.errors import ConfigError, DataError
 
 KINETICS_LABELS = ("k400", "k600", "k700", "k710")
@@ -47,7 +54,7 @@ class ViewConfig:
         sparse: one frame per segment instead of a dense clip (models trained with segment sampling).
         short_side: short side after resizing; crops are short_side x short_side.
         batch_size: views per forward pass.
-        precision: "fp32" or "bf16".
+        precision: "fp32" or "bf16" (autocast).
     """
 
     num_clips: int = 5
@@ -135,15 +142,33 @@ def view_batches(reader: VideoReader, cfg: ViewConfig):
         reader.close()
 
 
+def input_name(video) -> str:
+    """What a prediction calls its input: the path, or "frames" for decoded frames."""
+    if isinstance(video, InputVideo):
+        return video.path
+    return os.fspath(video) if isinstance(video, (str, os.PathLike)) else "frames"
+
+
+def open_input(video, backend: str) -> VideoReader:
+    """A reader over a path, an `InputVideo` or decoded uint8 (T, H, W, 3) frames."""
+    if isinstance(video, (str, os.PathLike)):
+        video = InputVideo(os.fspath(video), os.path.basename(os.fspath(video)))
+    if isinstance(video, InputVideo):
+        return video.open(backend)
+    return FramesReader(video)
+
+
+def open_views(cfg: ViewConfig, backend: str, video) -> tuple[dict, Iterator[torch.Tensor]]:
+    """The batches of test views of one input (run where it is decoded: a worker process, or here)."""
+    return {}, view_batches(open_input(video, backend), cfg)
+
+
 @torch.no_grad()
-def video_probabilities(model: nn.Module, reader: VideoReader, cfg: ViewConfig, device: torch.device) -> np.ndarray:
-    """Mean softmax over all views of one video: (C,) float64."""
-    probabilities = []
-    for batch in view_batches(reader, cfg):
-        with autocast(cfg.precision, device):
-            logits = model(batch.to(device)).float()  # (b, C)
-        probabilities.append(torch.softmax(logits.double(), dim=-1).cpu())
-    return torch.cat(probabilities).mean(dim=0).numpy()
+def view_probabilities(model: nn.Module, cfg: ViewConfig, device: torch.device, batch: torch.Tensor) -> torch.Tensor:
+    """Softmax over the classes of a batch of views: (b, C) float64 on the CPU."""
+    with tf32_matmuls(device), autocast(cfg.precision, device):
+        logits = model(batch).float()  # (b, C)
+    return torch.softmax(logits.double(), dim=-1).cpu()
 
 
 @dataclass
@@ -223,8 +248,11 @@ class Predictor:
         clips, crops, sampling_rate, short_side: test views (default: as trained, else 5 x 3, rate 4, the model's
             input size); a value differing from training is used, with a warning.
         batch_size: views per forward pass.
-        precision: "fp32" or "bf16".
+        precision: "auto" (bf16 autocast on GPUs, fp32 on the CPU), "fp32" or "bf16". On GPUs fp32 matrix
+            products run on TF32 tensor cores, within each forward pass only.
         backend: video decoder for files: "pyav", "decord", "torchcodec" or "auto".
+        num_workers: processes decoding the videos of a list while this one runs the model; None = 0 on the
+            CPU (the model needs the cores), 4 on GPUs. The predictions are the same for any count.
     """
 
     def __init__(
@@ -240,8 +268,9 @@ class Predictor:
         sampling_rate: int | None = None,
         short_side: int | None = None,
         batch_size: int = 8,
-        precision: str = "fp32",
+        precision: str = "auto",
         backend: str = "pyav",
+        num_workers: int | None = None,
     ):
         check_counts(
             {
@@ -254,6 +283,7 @@ class Predictor:
             }
         )
         self.device = pick_device(str(device) if device is not None else None)
+        self.num_workers = decode_workers(num_workers, self.device)
         self.model = load_model(str(checkpoint), model).to(self.device)
         config = self.model.config
         if config.kind != "classifier" or config.num_classes < 1:
@@ -271,15 +301,19 @@ class Predictor:
             sparse=trained.pick("segment sampling", None, "sparse", False),
             short_side=trained.pick("short side", short_side, "short_side_size", config.image_hw[0]),
             batch_size=batch_size,
-            precision=precision,
+            precision=resolved_precision(precision, self.device),
         )
         self.top_k, self.backend = top_k, backend
 
     def __call__(self, inputs, top_k: int | None = None) -> Prediction | list[Prediction]:
-        """Predict one input (a path, or decoded frames) or a list of them."""
-        if isinstance(inputs, (list, tuple)):
-            return [self.predict(item, top_k) for item in inputs]
-        return self.predict(inputs, top_k)
+        """Predict one input (a path, or decoded frames) or a list of them.
+
+        Raises:
+            DataError: a video cannot be read.
+        """
+        if not isinstance(inputs, (list, tuple)):
+            return self.predict(inputs, top_k)
+        return [self.prediction(inputs, result, top_k, raise_error=True) for result in self.results(list(inputs))]
 
     def predict(self, video, top_k: int | None = None) -> Prediction:
         """One video: a file or frame folder (path or InputVideo) or decoded uint8 (T, H, W, 3) frames.
@@ -287,14 +321,36 @@ class Predictor:
         Raises:
             DataError: the video cannot be read.
         """
-        name, reader = self._open(video)
-        probabilities = video_probabilities(self.model, reader, self.views, self.device)
+        (result,) = self.results([video], num_workers=0)
+        return self.prediction([video], result, top_k, raise_error=True)
+
+    def predict_all(self, videos: list, top_k: int | None = None) -> Iterator[Prediction]:
+        """The predictions of many videos, in their order, decoded by `num_workers` processes; a video that
+        cannot be read gives a Prediction whose `error` says why (the others go on)."""
+        for result in self.results(videos):
+            yield self.prediction(videos, result, top_k, raise_error=False)
+
+    def results(self, videos: list, num_workers: int | None = None) -> Iterator[VideoResult]:
+        """Every video's per-batch view probabilities, in input order."""
+        workers = self.num_workers if num_workers is None else num_workers
+        return in_input_order(
+            run_videos(
+                videos,
+                functools.partial(open_views, self.views, self.backend),
+                functools.partial(view_probabilities, self.model, self.views, self.device),
+                num_workers=min(workers, len(videos)),
+                device=self.device,
+            )
+        )
+
+    def prediction(self, videos: list, result: VideoResult, top_k: int | None, *, raise_error: bool) -> Prediction:
+        """The Prediction of `videos[result.index]`; a video that could not be read raises, or gives a
+        Prediction with `error`."""
+        name = input_name(videos[result.index])
+        if result.error is not None:
+            if raise_error:
+                raise result.error
+            return Prediction(name, 0, [], error=getattr(result.error, "reason", str(result.error)))
+        probabilities = torch.cat(result.outputs).mean(dim=0).numpy()  # mean softmax over all views: (C,)
         top = top_k_classes(probabilities, self.labels, min(top_k or self.top_k, len(self.labels)))
         return Prediction(name, self.views.num_clips * self.views.num_crops, top)
-
-    def _open(self, video) -> tuple[str, VideoReader]:
-        if isinstance(video, (str, os.PathLike)):
-            video = InputVideo(str(video), os.path.basename(os.fspath(video)))
-        if isinstance(video, InputVideo):
-            return video.path, video.open(self.backend)
-        return "frames", FramesReader(video)

@@ -29,13 +29,20 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser, what: str, model_e
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_help: str) -> None:
-    """--batch-size, --precision, --device and --backend."""
+    """--batch-size, --precision, --device, --backend and --num-workers (`predict` and `extract`)."""
     parser.add_argument("--batch-size", type=int, default=8, help=batch_help)
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="fp32, or bf16 autocast (for GPUs; slow on most CPUs)",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto (default: bf16 autocast on GPUs, fp32 on the CPU), fp32, or bf16 (slow on most CPUs); on GPUs "
+        "fp32 matrix products use TF32 tensor cores",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--backend", default="pyav", help="video decoder: pyav, decord, torchcodec or auto")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        help="processes that decode videos while the model runs (default: 0 on the CPU, 4 on GPUs); the "
+        "results do not depend on it",
+    )

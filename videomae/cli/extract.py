@@ -12,7 +12,7 @@ EXAMPLE = """\
 examples:
   # THUMOS14-style features, as the official script computes them (16 frames every 4, 224x224, no mean/std)
   videomae extract videos/ --checkpoint vit_g_hybrid_pt_1200e_k710_ft.pth --model vit_giant_patch14_224 \\
-      --output features/ --official-tad --stride 4 --precision bf16
+      --output features/ --official-tad --stride 4
   # several processes share one list safely (each claims videos with a lock file); or use --shard i/n
   for gpu in 0 1 2 3; do videomae extract --list videos.txt --checkpoint CKPT --output features/ \\
       --device cuda:$gpu & done
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from videomae.apps.extract import ExtractConfig, extract_all, parse_shard
     from videomae.apps.inputs import discover_inputs, read_list_file
     from videomae.apps.loading import TrainedSettings, checkpoint_sha256, load_model
-    from videomae.devices import pick_device
+    from videomae.devices import pick_device, resolved_precision
 
     paths = list(args.inputs) + (read_list_file(args.list_file) if args.list_file else [])
     if not paths:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         frame_interval=trained.pick("--frame-interval", args.frame_interval, "sampling_rate", 1),
         batch_size=args.batch_size,
-        precision=args.precision,
+        precision=resolved_precision(args.precision, device),
         official_tad=args.official_tad,
         input_size=input_size,
         short_side=trained.pick("--short-side", args.short_side, "short_side_size", input_size),
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         run_info=run_info,
         shard=shard,
         backend=args.backend,
+        num_workers=args.num_workers,
         log=lambda line: print(line, file=sys.stderr),
     )
     print(

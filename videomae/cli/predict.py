@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when every video was classified, 1 when some could not be read (each is reported)."""
     from videomae.apps.inputs import discover_inputs
     from videomae.apps.loading import say
-    from videomae.apps.predict import Prediction, Predictor, check_counts, format_json, format_table
-    from videomae.errors import DataError
+    from videomae.apps.predict import Predictor, check_counts, format_json, format_table
 
     check_counts(
         {
@@ -75,14 +74,13 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         backend=args.backend,
+        num_workers=args.num_workers,
     )
     predictions = []
-    for video in videos:
-        try:
-            predictions.append(predictor.predict(video))
-        except DataError as error:  # one unreadable video must not stop the others
-            say(f"failed: {error}")  # the error names the video
-            predictions.append(Prediction(video.path, 0, [], error=getattr(error, "reason", str(error))))
+    for prediction in predictor.predict_all(videos):  # one unreadable video does not stop the others
+        if prediction.error is not None:
+            say(f"failed: {prediction.video}: {prediction.error}")
+        predictions.append(prediction)
     print(format_json(predictions) if args.json else format_table(predictions), file=sys.stdout)
     failed = sum(p.error is not None for p in predictions)
     if failed:

@@ -146,7 +146,10 @@ class TrainConfig:
         save_every: checkpoint every this many steps; 0 = at the end of each epoch.
         keep_last: step checkpoints kept (the best one is kept apart).
         precision: "auto" (fp32 on CPU, bf16 on GPU), "fp32", "bf16" or "fp16" (with loss scaling).
-        parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run.
+        parallel: "ddp" or "fsdp" (FSDP2 `fully_shard`, for ViT-L/H/g) when several processes run. Under FSDP
+            the step checkpoints are sharded (`torch.distributed.checkpoint`, each process writes its part).
+        dist_timeout_s: how long a collective waits for the slowest process before the run fails; None = the
+            environment's VIDEOMAE_DIST_TIMEOUT_S, else 1800 (process 0 writes exports alone meanwhile).
         activation_checkpointing: recompute activations in backward, per transformer block: "selective"
             (default) keeps the outputs of matrix products and attention and recomputes LayerNorm, GELU and the
             other cheap ops; "full" keeps only each block's input; "none". See docs/training.md.
@@ -178,6 +181,7 @@ class TrainConfig:
     keep_last: int = 2
     precision: Precision = "auto"
     parallel: Parallel = "ddp"
+    dist_timeout_s: float | None = None
     activation_checkpointing: ActivationCheckpointing = "selective"
     compile: bool = False
     ema_decay: float = 0.0
@@ -199,6 +203,8 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         _check_range("ema_decay", self.ema_decay, 0.0, 1.0, False, high_open=True)
+        if self.dist_timeout_s is not None:
+            _check_range("dist_timeout_s", self.dist_timeout_s, 0.0, math.inf, True)
         self.optim.validate()
         if self.stage == "distill" and not self.distill.teacher:
             raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")

@@ -1,14 +1,27 @@
-"""Process-group setup (torchrun or SLURM environment) and the few collectives the engine needs."""
+"""Process-group setup (torchrun or SLURM environment) and the few collectives the engine needs.
+
+An error that one process meets must become every process's error, or the others wait forever in the next
+collective: `on_main` and `from_main` run work on process 0 and share its outcome, `everywhere` runs work on every
+process and raises on all of them when any failed. The process group's timeout (`init_distributed`) bounds
+what is left: a process that dies between collectives.
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from videomae.errors import VideoMAEError
+from videomae.errors import ConfigError, VideoMAEError
+
+TIMEOUT_ENV = "VIDEOMAE_DIST_TIMEOUT_S"
+# How long a collective waits for the slowest process. Process 0 writes exports alone while the others wait, and
+# a ViT-g export is ~4 GB (a full-format checkpoint with its optimizer ~12 GB): NCCL's own 10 minutes is too
+# short on a slow shared file system.
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -36,10 +49,29 @@ def _env_ranks() -> tuple[int, int, int]:
     return 0, 1, 0
 
 
-def init_distributed() -> Dist:
+def collective_timeout_s(configured: float | None = None) -> float:
+    """Seconds a collective may wait: `configured` (TrainConfig.dist_timeout_s), else $VIDEOMAE_DIST_TIMEOUT_S,
+    else 30 minutes."""
+    if configured is not None:
+        return configured
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def init_distributed(timeout_s: float | None = None) -> Dist:
     """Join the process group when launched with several processes; NCCL on GPUs, gloo on CPUs.
 
-    Under SLURM without torchrun, MASTER_ADDR and MASTER_PORT must be exported (docs/training.md).
+    `timeout_s`: how long a collective waits before the run fails (`collective_timeout_s`); the first call
+    that joins the group decides. Under SLURM without torchrun, MASTER_ADDR and MASTER_PORT must be exported
+    (docs/training.md).
     """
     rank, world, local_rank = _env_ranks()
     if torch.cuda.is_available():
@@ -53,6 +85,7 @@ def init_distributed() -> Dist:
             rank=rank,
             world_size=world,
             device_id=device if device.type == "cuda" else None,
+            timeout=datetime.timedelta(seconds=collective_timeout_s(timeout_s)),
         )
     return Dist(rank, world, local_rank, device)
 
@@ -83,26 +116,53 @@ def share(obj, d: Dist):
     return box[0]
 
 
+def _portable(error: Exception | None, rank: int) -> Exception | None:
+    """An error as another process re-raises it: a VideoMAEError as it is (the command line prints its one
+    line), anything else as a RuntimeError naming it (it may not pickle)."""
+    if error is None or isinstance(error, VideoMAEError):
+        return error
+    return RuntimeError(f"process {rank} failed: {error!r}")
+
+
 def on_main(action, d: Dist):
     """`action()` on process 0 alone; returns its result there and None elsewhere.
 
-    When it raises, every process raises, so none waits forever for a process that stopped: a VideoMAEError
-    as it is (the command line prints its one line), anything else as a RuntimeError naming it (process 0
-    raises the original)."""
+    When it raises, every process raises, so none waits forever for a process that stopped (process 0 raises
+    the original, the others its `_portable` form)."""
     result = error = None
     if d.is_main:
         try:
             result = action()
         except Exception as caught:
             error = caught
-    shared = share(
-        error if error is None or isinstance(error, VideoMAEError) else RuntimeError(f"process 0 failed: {error!r}"), d
-    )
+    shared = share(_portable(error, 0), d)
     if error is not None:
         raise error
     if shared is not None:
         raise shared
     return result
+
+
+def from_main(action, d: Dist):
+    """`action()` on process 0 alone, its (picklable) result on every process; raises everywhere as `on_main`."""
+    return share(on_main(action, d), d)
+
+
+def everywhere(action, d: Dist):
+    """`action()` on every process; when it raises on any, every process raises (collective).
+
+    All raise the lowest-ranked process's error (that process its original, the others its `_portable` form),
+    so that every process takes the same branch when the caller catches a kind of error."""
+    result = error = None
+    try:
+        result = action()
+    except Exception as caught:
+        error = caught
+    errors = gather_objects(_portable(error, d.rank), d)
+    failed = next((rank for rank, shared in enumerate(errors) if shared is not None), None)
+    if failed is None:
+        return result
+    raise error if failed == d.rank else errors[failed]
 
 
 def gather_objects(obj, d: Dist) -> list:

@@ -12,7 +12,6 @@ at checkpoints and at validation, when it writes `metrics.jsonl` and counts skip
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import os
@@ -26,11 +25,12 @@ import torch.nn as nn
 from videomae.checkpoint import Preprocessing
 from videomae.data import build_loader
 from videomae.data.loader import prefetch_for_memory, run_batches
-from videomae.devices import autocast, autocast_dtype
+from videomae.devices import autocast, autocast_dtype, tf32_matmuls
 from videomae.errors import ConfigError
+from videomae.models import build_model
 from videomae.seeding import derive_seed, numpy_generator
 from videomae.training.config import TrainConfig, config_from_json, save_config
-from videomae.training.distributed import Dist, init_distributed, on_main, sum_across
+from videomae.training.distributed import Dist, everywhere, init_distributed, on_main, sum_across
 from videomae.training.evaluation import evaluate
 from videomae.training.monitor import MetricsLog, ProgressBar, append_json_line, finite_or_none
 from videomae.training.optim import build_optimizer, build_schedules, scaled_lr
@@ -48,23 +48,48 @@ from videomae.training.state import (
 from videomae.training.stopping import Interrupted, StopSignals
 
 MIX_STREAM = 0x4D4958  # the stage's own draws (Mixup/CutMix), apart from the model's dropout/drop-path draws
-RESUME_NEUTRAL = {"max_steps", "save_every", "keep_last", "output_dir", "log_every", "tensorboard", "resume"}
+RESUME_NEUTRAL = {
+    "max_steps",
+    "save_every",
+    "keep_last",
+    "output_dir",
+    "log_every",
+    "tensorboard",
+    "resume",
+    "dist_timeout_s",
+}
+
+
+def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers by name (the same names with activation checkpointing and in-place compile)."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
 class ModelEma:
-    """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model."""
+    """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model.
+
+    The average lives in a fresh model built from the model's config and loaded with a copy of its weights: a
+    plain module in eval mode. A deep copy of the trained model would not do once `parallelize` has compiled
+    its blocks: the copy's compiled forward would still run the original's weights."""
 
     def __init__(self, model: nn.Module, decay: float):
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.module = build_model(model.config).to(next(model.parameters()).device)
+        self.module.load_state_dict(model.state_dict())
+        self.module.eval().requires_grad_(False)
         self.decay = decay
+        ema = named_tensors(self.module)
+        self.averaged = {name: t for name, t in ema.items() if t.is_floating_point()}
+        self.copied = {name: t for name, t in ema.items() if not t.is_floating_point()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for ema, current in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema.is_floating_point():
-                ema.lerp_(current.detach(), 1.0 - self.decay)
-            else:
-                ema.copy_(current)
+        """One averaging step towards `model`'s current weights (one fused op over all of them)."""
+        current = named_tensors(model)
+        torch._foreach_lerp_(
+            list(self.averaged.values()), [current[name].detach() for name in self.averaged], 1.0 - self.decay
+        )
+        if self.copied:
+            torch._foreach_copy_(list(self.copied.values()), [current[name] for name in self.copied])
 
 
 @dataclass
@@ -129,24 +154,29 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.d = d = init_distributed()
+        self.d = d = init_distributed(cfg.dist_timeout_s)
         if cfg.parallel == "fsdp" and d.enabled and cfg.ema_decay:
             raise ConfigError("model EMA is not supported with FSDP; set ema_decay=0 or parallel=ddp")
         torch.manual_seed(cfg.seed)  # the same initial weights on every process and every run
-        self.task: Task = self.given_task or build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+        report_dir = cfg.output_dir if d.is_main else None
+        # Process 0 also writes the data report: a failure there must stop the others too, before DDP's first
+        # collective.
+        self.task: Task = everywhere(lambda: self.given_task or build_task(cfg, d.device, report_dir=report_dir), d)
         self.model = self.task.model
+        dtype = autocast_dtype(cfg.precision, d.device)
         self.net = parallelize(
             self.model,
             d,
             parallel=cfg.parallel,
             activation_checkpointing=cfg.activation_checkpointing,
             compile=cfg.compile,
+            param_dtype=dtype,
         )
         self.model = unwrap(self.net)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.autocast = functools.partial(autocast, cfg.precision, d.device)
-        fp16 = autocast_dtype(cfg.precision, d.device) == torch.float16
+        fp16 = dtype == torch.float16
         self.scaler = torch.amp.GradScaler(d.device.type) if fp16 else None
 
         self.global_batch = per_step = cfg.batch_size * cfg.accum_steps * d.world_size  # videos per optimizer step
@@ -181,13 +211,12 @@ class Trainer:
         found = load_newest_checkpoint(cfg.output_dir, d, self.model, self.optimizer, scaler=self.scaler, ema=self.ema)
         if found:
             path, meta = found
-            warn_config_changes(cfg, config_path, d)
+            on_main(lambda: warn_config_changes(cfg, config_path, d), d)
             log(d, f"resumed from {path} (step {meta['step']})")
             meta = dict(meta, saved_step=meta["step"], step=self.resume_step(meta))
         else:
             on_main(lambda: refuse_to_restart(cfg.output_dir), d)
-        if d.is_main:
-            save_config(cfg, config_path)
+        on_main(lambda: save_config(cfg, config_path), d)
         return meta
 
     def resume_step(self, meta: dict) -> int:
@@ -337,8 +366,7 @@ class Trainer:
                 class_names=self.class_names,
                 preprocessing=self.preprocessing,
             )
-        if self.d.is_main:
-            append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary)
+        on_main(lambda: append_json_line(os.path.join(self.cfg.output_dir, "val_metrics.jsonl"), summary), self.d)
         log(self.d, f"\nvalidation at step {step}: acc1 {metrics['acc1']:.2f} acc5 {metrics['acc5']:.2f}")
         return metrics
 
@@ -402,7 +430,7 @@ class Trainer:
     def fit(self) -> RunResult:
         """Train holding `output_dir` (one run at a time); SIGTERM/SIGINT stop after the current step with a
         checkpoint and raise `Interrupted`."""
-        d = init_distributed()
+        d = init_distributed(self.cfg.dist_timeout_s)
         with (
             StopSignals() as self.stop,
             claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume, fresh=self.fresh),
@@ -485,24 +513,29 @@ class Trainer:
         return result
 
 
+def save_eval_config(cfg: TrainConfig) -> None:
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
+
+
 def evaluate_run(cfg: TrainConfig) -> dict:
     """The eval stage: multi-view test of `cfg.pretrained` on the recipe's test data; writes `output_dir/test/`."""
     cfg = dataclasses.replace(cfg, stage="eval").validate()
-    d = init_distributed()
-    if d.is_main:  # what was tested, and how
-        os.makedirs(cfg.output_dir, exist_ok=True)
-        save_config(cfg, os.path.join(cfg.output_dir, "config.json"))
-    task = build_task(cfg, d.device, report_dir=cfg.output_dir if d.is_main else None)
+    d = init_distributed(cfg.dist_timeout_s)
+    on_main(functools.partial(save_eval_config, cfg), d)  # what was tested, and how
+    report_dir = cfg.output_dir if d.is_main else None
+    task = everywhere(lambda: build_task(cfg, d.device, report_dir=report_dir), d)
     model = task.model.to(d.device)
-    metrics = evaluate(
-        model,
-        task.test_set,
-        d,
-        batch_size=cfg.batch_size,
-        num_workers=task.data.num_workers,
-        autocast=functools.partial(autocast, cfg.precision, d.device),
-        out_dir=os.path.join(cfg.output_dir, "test"),
-    )
+    with tf32_matmuls(d.device):  # fp32 matrix products on tensor cores (GPUs): inference needs no more
+        metrics = evaluate(
+            model,
+            task.test_set,
+            d,
+            batch_size=cfg.batch_size,
+            num_workers=task.data.num_workers,
+            autocast=functools.partial(autocast, cfg.precision, d.device),
+            out_dir=os.path.join(cfg.output_dir, "test"),
+        )
     log(
         d,
         f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): acc1 {metrics['acc1']:.2f} "
