@@ -65,6 +65,12 @@ def read_step_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], Mode
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     weights = directory / WEIGHTS_FILE
+    if not weights.is_file() and (directory / "sharded").is_dir():
+        raise CheckpointError(
+            f"{directory} is a sharded (FSDP) training checkpoint, which only resumes its run; for "
+            f"the weights use the run's export/ or checkpoints/best (written at the end of the run "
+            f"and at each validation)"
+        )
     if not weights.is_file():
         raise CheckpointError(f"{directory} has a videomae config but no {WEIGHTS_FILE}")
     return read_checkpoint(weights)

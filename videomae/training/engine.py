@@ -65,6 +65,20 @@ def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
+def found_inf_for(params: list[torch.Tensor], finite: torch.Tensor) -> torch.Tensor:
+    """The fused optimizer's skip flag (1 = skip), shaped like its parameters' kind. Under FSDP2 the parameters are
+    DTensors: the flag, already the same on every process, joins them as a replicated DTensor (given as a plain
+    tensor, DTensor dispatch reconciles it across processes with a collective of its own that the process group
+    may still be waiting on at exit)."""
+    found_inf = (~finite).float()
+    mesh = getattr(params[0], "device_mesh", None) if params else None
+    if mesh is None:
+        return found_inf
+    from torch.distributed.tensor import DTensor, Replicate
+
+    return DTensor.from_local(found_inf, mesh, [Replicate()] * mesh.ndim)
+
+
 class ModelEma:
     """Exponential moving average of the weights (timm ModelEma): ema = decay·ema + (1 − decay)·model.
 
@@ -259,7 +273,7 @@ class Trainer:
             self.scaler.step(self.optimizer)  # skips by itself on inf/nan gradients
             self.scaler.update()
         else:
-            self.optimizer.found_inf = (~finite).float()
+            self.optimizer.found_inf = found_inf_for(params, finite)
             self.optimizer.step()
         return norm, finite
 
@@ -436,7 +450,11 @@ class Trainer:
             claimed_output_dir(self.cfg.output_dir, d, resume=self.cfg.resume, fresh=self.fresh),
         ):
             try:
-                return self._fit()
+                result = self._fit()
+                signum = self.stop.agreed(d)  # a signal during the final export or test: the run is done, say so
+                if signum:
+                    raise Interrupted(signum, result.step, step_path(self.cfg.output_dir, result.step))
+                return result
             except Interrupted as stop:
                 log(d, str(stop))  # after the progress bar's last line
                 raise
