@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from videomae.data import DataConfig
+from videomae.detection.config import DetectionConfig
 from videomae.devices import Precision
 from videomae.errors import ConfigError
 from videomae.masking import token_grid
@@ -29,7 +30,7 @@ from videomae.settings import check_choices, from_dict
 from videomae.training.files import writing
 from videomae.training.parallelize import ActivationCheckpointing
 
-Stage = Literal["pretrain", "finetune", "probe", "distill", "eval"]
+Stage = Literal["pretrain", "finetune", "probe", "distill", "detect", "eval"]
 LrRule = Literal["official", "views", "none"]
 Parallel = Literal["ddp", "fsdp"]
 # Stages that are meaningless on random weights, and what they would measure.
@@ -127,13 +128,16 @@ class TrainConfig:
     """One run of one stage. Everything a run does is decided here (saved as `output_dir/config.json`).
 
     Attributes:
-        stage: "pretrain", "finetune" (also supervised post-pretraining), "probe", "distill" or "eval".
+        stage: "pretrain", "finetune" (also supervised post-pretraining), "probe", "distill", "detect"
+            (spatio-temporal action detection, AVA) or "eval".
         model: architecture name (`videomae.models.list_models()`).
         model_args: official keyword overrides of the architecture (drop_path_rate, head_drop_rate, ...).
         pretrained: initial weights (checkpoint path); a K710 head is mapped to 400/600/700 classes on load.
         data: the data pipeline; `data.input_size`/`num_frames` also size the model.
         optim: optimizer and schedules.
         distill: teacher settings (stage "distill").
+        detection: AVA-style detection data and head (stage "detect"; `eval` of a recipe with it tests a
+            detector).
         output_dir: checkpoints, metrics and the resolved config; a run resumes from here, and holds it
             (`run.lock`) so that no second run writes there meanwhile.
         resume: continue from the newest checkpoint in `output_dir`; false = refuse an `output_dir` that is
@@ -170,6 +174,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    detection: DetectionConfig | None = None
     output_dir: str = "runs/default"
     resume: bool = True
     epochs: int = 30
@@ -208,6 +213,10 @@ class TrainConfig:
         self.optim.validate()
         if self.stage == "distill" and not self.distill.teacher:
             raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")
+        if self.stage == "detect" and self.detection is None:
+            raise ConfigError("the detect stage needs a [detection] table (a detection recipe such as vit_b_ava_ft)")
+        if self.detection is not None:
+            self.detection.validate()
         self.data.validate()
         self.model_config()
         return self

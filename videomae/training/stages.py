@@ -22,15 +22,21 @@ from torch.utils.data import Dataset
 from videomae.data import DataConfig, MixupCutmix, build_dataset
 from videomae.factory import create_model
 from videomae.training.config import TrainConfig
+from videomae.training.evaluation import evaluate
 from videomae.training.objective import indexed_pretraining_loss
 
 LossFn = Callable[[nn.Module, dict, np.random.Generator], torch.Tensor]
 CountFn = Callable[[dict], int | torch.Tensor]
+EvaluateFn = Callable[..., dict]  # (model, dataset, dist, *, batch_size, num_workers, autocast, out_dir) -> metrics
 
 
 @dataclass
 class Task:
-    """A stage, ready for the engine. `train_set` is None for evaluation."""
+    """A stage, ready for the engine. `train_set` is None for evaluation.
+
+    `evaluate` scores the val and test sets (and writes its files to `out_dir`); `metrics` names the metrics that
+    validation logs, the first of which (higher is better) picks the best checkpoint.
+    """
 
     model: nn.Module
     data: DataConfig
@@ -39,6 +45,8 @@ class Task:
     test_set: Dataset | None
     loss: LossFn | None
     count: CountFn | None = None
+    evaluate: EvaluateFn = evaluate
+    metrics: tuple[str, ...] = ("acc1", "acc5")
 
 
 def count_clips(batch: dict) -> int:
@@ -194,4 +202,8 @@ def build_classifier_stage(cfg: TrainConfig, device: torch.device, report_dir: s
 def build_task(cfg: TrainConfig, device: torch.device, report_dir: str | None = None) -> Task:
     if cfg.stage == "pretrain":
         return build_pretrain(cfg, device, report_dir)
+    if cfg.detection is not None:  # the detect stage, or eval of a detection recipe
+        from videomae.detection.training import build_detection_task  # it builds on this module
+
+        return build_detection_task(cfg, device, report_dir)
     return build_classifier_stage(cfg, device, report_dir)
