@@ -1,4 +1,4 @@
-"""`videomae pretrain|finetune|probe|distill|eval RECIPE [key=value ...]`: run a training stage from a recipe.
+"""`videomae pretrain|finetune|probe|distill|detect|eval RECIPE [key=value ...]`: run a training stage from a recipe.
 
 Works under torchrun (`torchrun --nproc_per_node=8 -m videomae pretrain vit_b_hybrid_pt ...`) and srun.
 SIGTERM or Ctrl-C stops a run after the current step with a checkpoint (exit status 143 or 130); the same
@@ -17,7 +17,8 @@ COMMANDS = {
     "finetune": "supervised fine-tuning or post-pretraining (e.g. on K710)",
     "probe": "linear probing: train only the classifier of a frozen model",
     "distill": "distill a classifier teacher into a smaller student",
-    "eval": "multi-view test of a classifier (clips x crops, official merge)",
+    "detect": "spatio-temporal action detection (AVA): train per-person action classifiers on keyframe boxes",
+    "eval": "test a classifier (multi-view, official merge) or a detector (AVA frame mAP, detections.csv)",
 }
 # Which recipe stages each command accepts (a fine-tuning recipe describes the data and model of eval/probe too).
 ACCEPTS = {
@@ -25,7 +26,8 @@ ACCEPTS = {
     "finetune": {"finetune"},
     "probe": {"finetune", "probe"},
     "distill": {"distill"},
-    "eval": {"finetune", "probe", "distill", "eval"},
+    "detect": {"detect"},
+    "eval": {"finetune", "probe", "distill", "detect", "eval"},
 }
 
 
