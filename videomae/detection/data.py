@@ -200,7 +200,7 @@ def extend_boxes(boxes: np.ndarray, extend: tuple[float, float]) -> np.ndarray:
     return keep_inside((boxes + pad).astype(np.float32))
 
 
-def test_view(frames: np.ndarray, short_side: int, patch: int) -> torch.Tensor:
+def whole_frame_view(frames: np.ndarray, short_side: int, patch: int) -> torch.Tensor:
     """The whole frame, short side `short_side`, both sides rounded to whole patches: uint8 (3, T, H, W)."""
     video = to_tchw(frames)  # (T, 3, h, w)
     h, w = video.shape[-2:]
@@ -303,7 +303,7 @@ class DetectionDataset(VideoDataset):
         keyframe, rows = self.keyframes[index], self.det.max_boxes
         frames = self.read_clip(index)
         if self.split != "train":
-            video = test_view(frames, self.cfg.short_side_size, self.cfg.patch_size)
+            video = whole_frame_view(frames, self.cfg.short_side_size, self.cfg.patch_size)
             boxes = extend_boxes(keyframe.boxes, self.det.test_box_extend)
             return {
                 "video": video.unsqueeze(0),

@@ -19,7 +19,7 @@ from videomae.apps.loading import TrainedSettings, load_model
 from videomae.apps.predict import resolve_labels
 from videomae.data.transforms import normalize_clips
 from videomae.detection.config import DetectionConfig
-from videomae.detection.data import clip_indices, extend_boxes, proposal_boxes, test_view
+from videomae.detection.data import clip_indices, extend_boxes, proposal_boxes, whole_frame_view
 from videomae.detection.drawing import draw_boxes, keyframe_grid
 from videomae.detection.formats import read_proposals
 from videomae.devices import autocast, pick_device
@@ -112,7 +112,7 @@ class Detector:
                         f"frames (at {rate:g} fps, the first frame at second {timestamp_start:g})"
                     )
                 frames = reader.read(clip_indices(centre, reader.num_frames, self.num_frames, self.sampling_rate))
-                clip = normalize_clips(test_view(frames, self.short_side, self.model.config.patch_size))
+                clip = normalize_clips(whole_frame_view(frames, self.short_side, self.model.config.patch_size))
                 model_boxes = torch.from_numpy(extend_boxes(found, extend))
                 with autocast(self.precision, self.device):
                     logits = self.model(clip[None].to(self.device), model_boxes[None].to(self.device))  # (1, K, C)

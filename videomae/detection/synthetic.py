@@ -29,7 +29,8 @@ class DetectionSetConfig:
     """Settings of a synthetic detection set.
 
     Attributes:
-        digits: clip settings of one digit (its cell is `digits.size` pixels, its second `digits.num_frames` frames).
+        digits: clip settings of one digit (its cell is `digits.size` pixels, its second `digits.num_frames` frames;
+            twice the demo's speed, so that 4 frames show the motion).
         classes: the motions used as actions (action id = position + 1).
         grid: cells per side of a frame (frames are `grid * digits.size` pixels square).
         digits_per_keyframe: digits shown at each keyframe (at most grid^2).
@@ -38,12 +39,12 @@ class DetectionSetConfig:
         val_videos: videos in `val.csv`.
     """
 
-    digits: DigitsConfig = DigitsConfig(num_frames=8, size=32)
+    digits: DigitsConfig = DigitsConfig(num_frames=8, size=32, speed=0.08)
     classes: tuple[str, ...] = CLASS_NAMES[:4]
     grid: int = 2
     digits_per_keyframe: int = 2
     keyframes_per_video: int = 6
-    train_videos: int = 8
+    train_videos: int = 24
     val_videos: int = 4
 
 
