@@ -141,6 +141,16 @@ def headline(metrics: dict, names: tuple[str, ...]) -> str:
     return " ".join(f"{name} {metrics[name]:.2f}" for name in names)
 
 
+def test_line(metrics: dict, names: tuple[str, ...], clips: int) -> str:
+    """The test result, with the per-view accuracy when videos have several views (classification)."""
+    if "view_acc1" not in metrics:
+        return f"test ({clips} clips): {headline(metrics, names)}"
+    return (
+        f"test ({metrics['num_videos']} videos, {metrics['num_views']} views): {headline(metrics, names)} "
+        f"(per view {metrics['view_acc1']:.2f} / {metrics['view_acc5']:.2f})"
+    )
+
+
 def warn_config_changes(cfg: TrainConfig, path: str, d: Dist) -> None:
     """Resuming with different settings is allowed but not exact: say which ones changed."""
     if not os.path.exists(path):
@@ -529,8 +539,7 @@ class Trainer:
                 autocast=self.autocast,
                 out_dir=os.path.join(cfg.output_dir, "test"),
             )
-            per_view = f" (per view {result.test['view_acc1']:.2f})" if "view_acc1" in result.test else ""
-            log(d, f"test ({len(self.task.test_set)} views): {headline(result.test, self.task.metrics)}{per_view}")
+            log(d, test_line(result.test, self.task.metrics, len(self.task.test_set)))
         return result
 
 
@@ -557,12 +566,7 @@ def evaluate_run(cfg: TrainConfig) -> dict:
             autocast=functools.partial(autocast, cfg.precision, d.device),
             out_dir=os.path.join(cfg.output_dir, "test"),
         )
-    if "view_acc1" in metrics:  # classification: several views of each video
-        counted = f"{metrics['num_videos']} videos, {metrics['num_views']} views"
-        per_view = f" (per view {metrics['view_acc1']:.2f} / {metrics['view_acc5']:.2f})"
-    else:
-        counted, per_view = f"{len(task.test_set)} clips", ""
-    log(d, f"test ({counted}): {headline(metrics, task.metrics)}{per_view}")
+    log(d, test_line(metrics, task.metrics, len(task.test_set)))
     return metrics
 
 
