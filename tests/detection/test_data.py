@@ -150,3 +150,11 @@ def test_test_boxes_are_the_proposals_above_the_threshold(small_sets):
     assert all(len(k.boxes) == 3 for k in everything.keyframes)
     item = test[(0, 1)]
     assert item["box_mask"].tolist() == [[True, True, False, False]] and item["keyframe_index"].tolist() == [1]
+
+
+def test_videos_can_start_at_their_own_second(small_sets):
+    data, det = settings(small_sets[0])
+    (small_sets[0] / "starts.csv").write_text("train000,1\n")
+    plain = build_detection_dataset(data, det, "train")
+    shifted = build_detection_dataset(data, dataclasses.replace(det, video_starts="starts.csv"), "train")
+    assert np.array_equal(shifted.read_clip(1), plain.read_clip(0))  # second 2 is read where second 1 was

@@ -14,6 +14,7 @@ from videomae.detection.formats import (
     read_label_map,
     read_proposals,
     read_results,
+    read_video_starts,
     write_results,
 )
 from videomae.errors import DataError
@@ -57,6 +58,7 @@ def test_annotations_with_and_without_actions(tmp_path):
         ("v,0902,0.1,0.2,0.3,0.4,walk,0\n", read_annotations, [":1:", "invalid literal"]),
         ("v,0902,0.1,0.2,0.3,0.4,12,nan\n", read_results, [":1:", "score", "not a finite number"]),
         ("v\n", read_excluded, [":1:", "'video_id,timestamp'"]),
+        ("clip_a,12\nclip_b,twelve\n", read_video_starts, [":2:", "'video_id,first_second'"]),
     ],
 )
 def test_malformed_rows_name_the_file_the_line_and_the_format(tmp_path, text, reader, fragments):
@@ -68,6 +70,13 @@ def test_malformed_rows_name_the_file_the_line_and_the_format(tmp_path, text, re
     assert "\n" not in message and message.startswith(f"{path}:")
     for fragment in fragments:
         assert fragment in message
+
+
+def test_video_starts(tmp_path):
+    path = tmp_path / "starts.csv"
+    path.write_text("abc_000012_000022,12\nxyz_000100_000110,100.5\n")
+    assert read_video_starts(str(path)) == {"abc_000012_000022": 12.0, "xyz_000100_000110": 100.5}
+    assert read_video_starts(None) == {}
 
 
 def test_label_map(tmp_path):

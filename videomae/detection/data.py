@@ -34,16 +34,15 @@ from videomae.detection.evaluation import box_iou
 from videomae.detection.formats import (
     BoxRow,
     Keyframe,
+    Proposal,
     read_annotations,
-    read_csv_rows,
     read_excluded,
     read_label_map,
     read_proposals,
+    read_video_starts,
 )
 from videomae.errors import DataError
 from videomae.seeding import numpy_generator
-
-VIDEO_STARTS_FORMAT = "'video_id,first_second'"
 
 
 @dataclass
@@ -86,7 +85,7 @@ def group_boxes(
     return keyframes
 
 
-def proposal_boxes(proposals: list, threshold: float) -> np.ndarray:
+def proposal_boxes(proposals: list[Proposal], threshold: float) -> np.ndarray:
     """Boxes (K, 4) of the proposals scoring at least `threshold`, best first."""
     kept = sorted((p for p in proposals if p.score >= threshold), key=lambda p: -p.score)
     return np.array([p.box for p in kept], dtype=np.float32).reshape(-1, 4)
@@ -109,32 +108,16 @@ def with_proposals(truth: KeyframeBoxes, proposals: np.ndarray, positive_iou: fl
     )
 
 
-def read_video_starts(path: str | None) -> dict[str, float]:
-    """{video_id: the second its first frame shows} from a `video_id,first_second` CSV (none without a file)."""
-    if not path:
-        return {}
-    starts = {}
-    for line, cells in read_csv_rows(path):
-        try:
-            if len(cells) != 2 or not cells[0]:
-                raise ValueError(f"{len(cells)} columns")
-            starts[cells[0]] = float(cells[1])
-        except ValueError as error:
-            raise DataError(
-                f"{path}:{line}: expected {VIDEO_STARTS_FORMAT}, got {','.join(cells)!r} ({error})"
-            ) from None
-    return starts
-
-
 def keyframe_samples(split: str, det: DetectionConfig) -> list[KeyframeBoxes]:
     """The split's keyframes with the boxes its clips are classified in (module docstring); keyframes without a
     box are left out (they could give no detection)."""
-    csv_path = det.path(det.train_csv if split == "train" else det.val_csv)
+    role = "train" if split == "train" else "val"  # validation and test both read the val files
+    csv_path = det.path(getattr(det, f"{role}_csv"))
     if not csv_path:
-        raise DataError(f"detection.{'train' if split == 'train' else 'val'}_csv is not set")
-    excluded = read_excluded(det.path(det.train_excluded if split == "train" else det.val_excluded))
+        raise DataError(f"detection.{role}_csv is not set")
+    excluded = read_excluded(det.path(getattr(det, f"{role}_excluded")))
     keyframes = group_boxes(read_annotations(csv_path), excluded, det.num_actions, csv_path)
-    proposals_path = det.path(det.train_proposals if split == "train" else det.val_proposals)
+    proposals_path = det.path(getattr(det, f"{role}_proposals"))
     if proposals_path:
         proposals = read_proposals(proposals_path)
         for key, truth in keyframes.items():
@@ -142,7 +125,8 @@ def keyframe_samples(split: str, det: DetectionConfig) -> list[KeyframeBoxes]:
             if split == "train":
                 keyframes[key] = with_proposals(truth, found, det.positive_iou)
             else:
-                keyframes[key] = KeyframeBoxes(truth.video_id, truth.timestamp, found, np.zeros((len(found), 0)))
+                no_targets = np.zeros((len(found), det.num_actions), dtype=np.float32)  # test boxes carry none
+                keyframes[key] = KeyframeBoxes(truth.video_id, truth.timestamp, found, no_targets)
     samples = [k for k in keyframes.values() if len(k.boxes) and (split != "train" or k.targets.any())]
     if not samples:
         raise DataError(f"{csv_path} has no keyframe with a box to {'train' if split == 'train' else 'test'} on")

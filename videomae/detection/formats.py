@@ -23,6 +23,7 @@ ANNOTATION_FORMAT = "'video_id,timestamp,x1,y1,x2,y2,action_id[,person_id]' or '
 RESULT_FORMAT = "'video_id,timestamp,x1,y1,x2,y2,action_id,score'"
 PROPOSAL_FORMAT = "'video_id,timestamp,x1,y1,x2,y2[,score]' or 'video_id,timestamp,x1,y1,x2,y2,action_id,score'"
 EXCLUDED_FORMAT = "'video_id,timestamp'"
+VIDEO_STARTS_FORMAT = "'video_id,first_second'"
 PICKLE_EXTENSIONS = (".pkl", ".pickle")
 CONVERT_PICKLE = (
     "python -c \"import json, pickle, sys; d = pickle.load(open(sys.argv[1], 'rb')); "
@@ -140,6 +141,21 @@ def read_excluded(path: str | None) -> set[Keyframe]:
         except ValueError as error:
             raise _fail(path, line, EXCLUDED_FORMAT, cells, str(error)) from None
     return excluded
+
+
+def read_video_starts(path: str | None) -> dict[str, float]:
+    """{video_id: the second its first frame shows} from a `video_id,first_second` CSV (none without a file)."""
+    if not path:
+        return {}
+    starts = {}
+    for line, cells in read_csv_rows(path):
+        if len(cells) != 2 or not cells[0]:
+            raise _fail(path, line, VIDEO_STARTS_FORMAT, cells, f"{len(cells)} columns")
+        try:
+            starts[cells[0]] = _number(cells[1])
+        except ValueError as error:
+            raise _fail(path, line, VIDEO_STARTS_FORMAT, cells, str(error)) from None
+    return starts
 
 
 def read_label_map(path: str) -> dict[int, str]:
