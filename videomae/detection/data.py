@@ -317,7 +317,13 @@ def build_detection_dataset(
     """The split's dataset ("train", or "val"/"test": both read `det.val_csv`)."""
     det.validate()
     resolve_backend(data.backend)  # an unknown or missing decoder fails here, not in a worker
-    names = action_names(read_label_map(det.path(det.label_map)), det.num_actions)
+    label_map = read_label_map(det.path(det.label_map))
+    if max(label_map) > det.num_actions:
+        raise DataError(
+            f"{det.path(det.label_map)} lists action {max(label_map)}, but the detector has detection.num_actions="
+            f"{det.num_actions} outputs"
+        )
+    names = action_names(label_map, det.num_actions)
     return DetectionDataset(
         keyframe_samples(split, det),
         data,
