@@ -99,3 +99,21 @@ def test_a_malformed_annotation_file_exits_2_with_one_line(digits, tmp_path, cap
     assert main(command + data_args(digits)) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("videomae detect: error: ") and f"{bad}:2: expected 'video_id,timestamp,x1,y1" in error
+
+
+def test_detection_steps_read_nothing_back(digits, tmp_path, monkeypatch):
+    from tests.training.test_host_sync import count_reads
+    from videomae.data.loader import run_batches
+    from videomae.training import Trainer, load_recipe
+
+    overrides = [f"output_dir={tmp_path}", "data.num_workers=1", "val_every=0", *data_args(digits)]
+    trainer = Trainer(load_recipe("tiny_detect", overrides))
+    trainer.setup()
+    with run_batches(trainer.build_train_loader(0), 0, trainer.d.device) as batches:
+        trainer.train_step(batches, 0)  # fills the per-device caches
+        reads = count_reads(monkeypatch)
+        steps = [trainer.train_step(batches, step) for step in (1, 2)]
+        made = {name: where for name, where in reads.items() if where}
+        monkeypatch.undo()
+    assert made == {}, made
+    assert [s.step for s in steps] == [2, 3]
