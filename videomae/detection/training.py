@@ -9,6 +9,7 @@ boxes. Evaluation: the test clips' action probabilities are written in the offic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from videomae.data.loader import to_device, worker_batches
 from videomae.detection.data import DetectionDataset, build_detection_dataset
 from videomae.detection.evaluation import evaluate_files
 from videomae.detection.formats import BoxRow, read_label_map, write_results
+from videomae.errors import ConfigError
 from videomae.factory import create_model
 from videomae.models.detector import detector_from_classifier
 from videomae.training.config import TrainConfig
@@ -148,16 +150,24 @@ def evaluate_detector(
 
 
 def build_detection_task(cfg: TrainConfig, device: torch.device, report_dir: str | None) -> Task:
-    """The detect stage (and `eval` of a detection recipe): a detector on the recipe's backbone weights."""
-    det = cfg.detection
-    classifier = create_model(cfg.model, pretrained=cfg.pretrained, **model_args(cfg, det.num_actions))
-    model = detector_from_classifier(classifier, det.roi_size)
-    data = data_for(model, cfg)
-    training = cfg.stage != "eval"
+    """The detect stage (and `eval` of a detection recipe): a detector on the recipe's backbone weights.
+
+    The data is read first, so that a wrong file stops the run before any weights are downloaded.
+    """
+    det, named = cfg.detection, cfg.model_config()
+    data = dataclasses.replace(cfg.data, patch_size=named.patch_size, tubelet_size=named.tubelet_size)
     test = build_detection_dataset(data, det, "test", cfg.seed, report_dir)
-    if not training:
+    train = build_detection_dataset(data, det, "train", cfg.seed, report_dir) if cfg.stage != "eval" else None
+    classifier = create_model(cfg.model, pretrained=cfg.pretrained, **model_args(cfg, det.num_actions))
+    if data_for(classifier, cfg) != data:
+        raise ConfigError(
+            f"{cfg.pretrained} holds a model with {classifier.config.patch_size}-pixel patches and "
+            f"{classifier.config.tubelet_size}-frame tubelets, {cfg.model} has {named.patch_size} and "
+            f"{named.tubelet_size}: set model_args.patch_size and model_args.tubelet_size to the checkpoint's"
+        )
+    model = detector_from_classifier(classifier, det.roi_size)
+    if train is None:
         return Task(model, data, None, None, test, None, evaluate=evaluate_detector, metrics=("mAP",))
-    train = build_detection_dataset(data, det, "train", cfg.seed, report_dir)
     return Task(
         model,
         data,
