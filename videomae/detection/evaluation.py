@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomae.detection.formats import BoxRow, Keyframe, read_annotations, read_excluded, read_label_map, read_results
+from videomae.detection.formats import BoxRow, Keyframe, iter_results, read_annotations, read_excluded, read_label_map
 
 IOU_THRESHOLD = 0.5
 DETECTIONS_PER_KEYFRAME = 50
@@ -174,5 +174,5 @@ def mean_over_actions(per_action: dict[int, float]) -> float:
 def evaluate_files(groundtruth: str, detections: str, label_map: str, excluded: str | None = None) -> FrameMap:
     """`frame_map` of the official files: ground-truth CSV, result CSV, action list `.pbtxt`, excluded timestamps."""
     return frame_map(
-        read_annotations(groundtruth), read_results(detections), read_label_map(label_map), read_excluded(excluded)
+        read_annotations(groundtruth), iter_results(detections), read_label_map(label_map), read_excluded(excluded)
     )

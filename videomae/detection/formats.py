@@ -109,10 +109,16 @@ def read_annotations(path: str) -> list[BoxRow]:
     return [_parse_row(path, line, cells, scored=False, check_range=True) for line, cells in read_csv_rows(path)]
 
 
-def read_results(path: str) -> list[BoxRow]:
+def iter_results(path: str) -> Iterator[BoxRow]:
     """Detections in the official result format `video_id,timestamp,x1,y1,x2,y2,action_id,score` (a row without
-    a score counts as 1.0, as the evaluator reads it)."""
-    return [_parse_row(path, line, cells, scored=True, check_range=False) for line, cells in read_csv_rows(path)]
+    a score counts as 1.0, as the evaluator reads it), one at a time: result files run to millions of rows."""
+    for line, cells in read_csv_rows(path):
+        yield _parse_row(path, line, cells, scored=True, check_range=False)
+
+
+def read_results(path: str) -> list[BoxRow]:
+    """All rows of a result file (`iter_results`)."""
+    return list(iter_results(path))
 
 
 def write_results(path: str, rows: Iterable[BoxRow]) -> int:
