@@ -1,19 +1,27 @@
 """Detection end to end on the synthetic digits set, through the command line: `videomae detect` trains a tiny
-detector well above random scores, `videomae eval` writes the same detections and mAP, `videomae predict --boxes`
-draws them, and a malformed file stops a command with one line and exit status 2."""
+detector well above random scores, `videomae eval` writes the same detections and mAP (also on two processes),
+`videomae predict --boxes` draws them, a malformed file stops a command with one line and exit status 2, and a
+training step reads nothing back from the device."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.training.test_host_sync import count_reads
 from videomae.cli import main
+from videomae.data.loader import run_batches
 from videomae.detection.evaluation import evaluate_files, frame_map
 from videomae.detection.formats import BoxRow, read_annotations, read_excluded, read_label_map, read_proposals
 from videomae.detection.synthetic import write_detection_set
+from videomae.training import Trainer, load_recipe
 
 QUIET = ["tensorboard=false", "log_every=1000"]
 
@@ -102,10 +110,6 @@ def test_a_malformed_annotation_file_exits_2_with_one_line(digits, tmp_path, cap
 
 
 def test_detection_steps_read_nothing_back(digits, tmp_path, monkeypatch):
-    from tests.training.test_host_sync import count_reads
-    from videomae.data.loader import run_batches
-    from videomae.training import Trainer, load_recipe
-
     overrides = [f"output_dir={tmp_path}", "data.num_workers=1", "val_every=0", *data_args(digits)]
     trainer = Trainer(load_recipe("tiny_detect", overrides))
     trainer.setup()
@@ -117,3 +121,13 @@ def test_detection_steps_read_nothing_back(digits, tmp_path, monkeypatch):
         monkeypatch.undo()
     assert made == {}, made
     assert [s.step for s in steps] == [2, 3]
+
+
+def test_two_processes_write_the_same_detections(trained, digits, tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "videomae"]
+    command = [*launcher, "eval", "tiny_detect", f"pretrained={trained}", f"output_dir={tmp_path}", *data_args(digits)]
+    done = subprocess.run(command, env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "test" / "detections.csv").read_bytes() == (trained / "test" / "detections.csv").read_bytes()
