@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from videomae.data import DataConfig
+from videomae.data.remote import refuse_remote_output
 from videomae.devices import Precision
 from videomae.errors import ConfigError
 from videomae.masking import token_grid
@@ -134,8 +135,8 @@ class TrainConfig:
         data: the data pipeline; `data.input_size`/`num_frames` also size the model.
         optim: optimizer and schedules.
         distill: teacher settings (stage "distill").
-        output_dir: checkpoints, metrics and the resolved config; a run resumes from here, and holds it
-            (`run.lock`) so that no second run writes there meanwhile.
+        output_dir: checkpoints, metrics and the resolved config (a local or mounted folder, never a URL); a run
+            resumes from here, and holds it (`run.lock`) so that no second run writes there meanwhile.
         resume: continue from the newest checkpoint in `output_dir`; false = refuse an `output_dir` that is
             not empty (the command line's `--fresh` moves an earlier run aside either way).
         epochs: length of the schedule in data epochs.
@@ -203,6 +204,7 @@ class TrainConfig:
         if self.stage == "distill" and not self.distill.teacher:
             raise ConfigError("distillation needs a teacher: set distill.teacher=PATH")
         self.data.validate()
+        refuse_remote_output(self.output_dir)
         self.model_config()
         return self
 
