@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,18 @@ def http_store(dataset_folder):
 
     with serve_folder(dataset_folder) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def clip_bytes(dataset_folder) -> list[bytes]:
+    """The encoded videos of `dataset_folder`."""
+    return [path.read_bytes() for path in sorted(Path(dataset_folder).glob("*/*.mp4"))]
+
+
+@pytest.fixture(scope="session")
+def shards(clip_bytes, tmp_path_factory) -> str:
+    """24 samples in tar shards of 5 (the last one shorter), so runs of samples cross shard ends; the index."""
+    from videomae.data.shards import write_shards
+
+    items = [(f"clip{i:02d}", clip_bytes[i % len(clip_bytes)], i % 2) for i in range(24)]
+    return write_shards(items, str(tmp_path_factory.mktemp("shards")), max_per_shard=5)

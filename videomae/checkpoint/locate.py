@@ -133,7 +133,8 @@ def locate(path: str | Path) -> Location:
             local = remote.download(str(path))
         except DataError as error:  # a missing package, a missing file, a store that cannot be reached
             raise CheckpointError(f"checkpoint {error}") from None
-        return dataclasses.replace(locate(local), note=f"{path}: downloaded to {local}")
+        found = locate(local)
+        return dataclasses.replace(found, note="; ".join(filter(None, [f"{path}: downloaded to {local}", found.note])))
     path = Path(path)
     if not path.exists():
         entry = zoo_entry(str(path))
