@@ -9,11 +9,11 @@ import os
 import tarfile
 
 import torch
-from data_helpers import tiny_config
+from data_helpers import run_data_command, tiny_config
 
 from videomae.data import build_dataset, build_loader
 from videomae.data.loader import run_batches, set_epoch
-from videomae.data.shards import index_shards, write_shards
+from videomae.data.shards import write_shards
 from videomae.data.stream import StreamDataset, batches_made, worker_share
 
 BATCH = 2
@@ -132,7 +132,8 @@ def test_prepared_shards_are_read_by_webdataset(dataset_folder):
 
 
 def test_foreign_webdataset_shards_are_indexed_and_streamed(clip_bytes, tmp_path):
-    """Shards written by the `webdataset` library (labels in `<key>.cls` only) get an index, then stream."""
+    """Shards written by the `webdataset` library (labels in `<key>.cls` only) get an index (`videomae data
+    index`), then stream."""
     import webdataset
 
     os.makedirs(tmp_path / "wds")
@@ -141,7 +142,8 @@ def test_foreign_webdataset_shards_are_indexed_and_streamed(clip_bytes, tmp_path
             for i in range(3):
                 key = f"sample{shard * 3 + i}"
                 writer.write({"__key__": key, "mp4": clip_bytes[i], "cls": shard, "json": {"note": "skipped"}})
-    index = index_shards(sorted(glob.glob(str(tmp_path / "wds" / "*.tar"))), str(tmp_path / "wds" / "index.csv"))
+    index = str(tmp_path / "wds" / "index.csv")
+    assert run_data_command(["data", "index", *sorted(glob.glob(str(tmp_path / "wds" / "*.tar"))), "--out", index]) == 0
     dataset = build_dataset(tiny_config(manifest=index, stream=True), "finetune", "train")
     assert [(s.key, s.label) for s in dataset.samples] == [(f"sample{i}", i // 3) for i in range(6)]
     loader = build_loader(dataset, 3, shuffle=True, seed=0, num_workers=0, drop_last=True)

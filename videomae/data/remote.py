@@ -120,8 +120,8 @@ def _default_options(protocol: str, timeout_s: float) -> dict:
         return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s)}}
     if protocol in ("s3", "s3a") and "config_kwargs" not in configured:
         return {"config_kwargs": {"connect_timeout": timeout_s, "read_timeout": timeout_s}}
-    if protocol in ("gs", "gcs") and "timeout" not in configured:
-        return {"timeout": timeout_s}
+    if protocol in ("gs", "gcs") and "requests_timeout" not in configured:
+        return {"requests_timeout": timeout_s}
     return {}
 
 
