@@ -215,7 +215,7 @@ def build_loader(
     Args:
         dataset: a dataset from `build_dataset`.
         batch_size: videos per batch (the real batch is batch_size x num_sample views).
-        shuffle: permute every epoch from (seed, epoch).
+        shuffle: permute every epoch from (seed, epoch) (a streamed dataset always shuffles, by its own seed).
         seed: base seed shared by all ranks.
         num_workers: worker processes (0 = load in the main process).
         drop_last: drop the incomplete last batch and the sampler tail.

@@ -25,6 +25,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -371,7 +372,12 @@ def download(url: str) -> Path:
         local.parent.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s", join(url, name) if name else url)
         retried(lambda entry=entry, local=local: fs.get_file(entry["name"], str(local)), url)
-    os.replace(partial, target)
+    try:
+        os.replace(partial, target)
+    except OSError:  # a folder another process completed first
+        if not target.exists():
+            raise
+        shutil.rmtree(partial)
     return target
 
 
