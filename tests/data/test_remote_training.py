@@ -64,3 +64,15 @@ def test_a_stopped_streamed_run_resumes_with_the_same_samples(shards, tmp_path, 
     rest = train(tmp_path / "run", 9)[: 4 * 5]
     assert first + rest == uninterrupted
     assert losses(tmp_path / "run") == losses(tmp_path / "reference")
+
+
+def test_resuming_a_stream_with_another_layout_warns(shards, tmp_path, capsys):
+    """With other workers the stream cannot give the interrupted order: the run goes on, and says so."""
+    settings = [f"data.manifest={shards}", "data.stream=true", "batch_size=4", *QUIET, f"output_dir={tmp_path}"]
+    Trainer(load_recipe("tiny", [*settings, "data.num_workers=0", "max_steps=2"])).fit()
+    assert "streamed shards were read with" not in capsys.readouterr().err
+    Trainer(load_recipe("tiny", [*settings, "data.num_workers=2", "max_steps=3"])).fit()
+    assert (
+        "the streamed shards were read with {'world_size': 1, 'batch_size': 4, 'accum_steps': 1, 'num_workers': 0}"
+        in (capsys.readouterr().err)
+    )
