@@ -25,7 +25,8 @@ def test_shards_round_trip_through_dataset(tmp_path):
         "shard-000002.tar",
     ]
     streamed = list(iterate_shard(str(tmp_path / "shards" / "shard-000001.tar")))
-    assert [name for name, _ in streamed] == ["clip2.mp4", "clip3.mp4"] and streamed[0][1] == items[2][1]
+    assert [m.name for m, _ in streamed] == ["clip2.mp4", "clip2.cls", "clip3.mp4", "clip3.cls"]
+    assert streamed[0][1] == items[2][1]
     dataset = build_dataset(tiny_config(manifest=index), "finetune", "val")
     assert dataset.num_classes == 2 and dataset.video_ids[3] == "clip3"
     np.testing.assert_array_equal(open_video(items[3][1]).read([4]), open_video(files[3]).read([4]))

@@ -11,6 +11,8 @@ A checkpoint argument may be:
 - a DeepSpeed checkpoint directory (`latest` file or `mp_rank_00_model_states.pt`);
 - `hf-hub:OWNER/REPO[/PATH/IN/REPO][@REVISION]`: downloaded (or found in the Hugging Face cache), then any of the
   above (`videomae.checkpoint.hub`);
+- a URL (`s3://`, `gs://`, `http(s)://`) of a file or a folder (an export): downloaded once per version into
+  `~/.cache/videomae/remote` (`videomae.data.remote.download`), then any of the above;
 - a zoo name (`vit_g_hybrid_pt_1200e_k710_ft`, `VideoMAEv2-Base`, ...): its `hf-hub:` source
   (`videomae.checkpoint.zoo`). A local path of the same name wins.
 """
@@ -27,7 +29,8 @@ from videomae.checkpoint.hub import fetch, is_hub_ref, parse_hub_ref
 from videomae.checkpoint.preprocessing import FILE as PREPROCESSING_FILE
 from videomae.checkpoint.preprocessing import Preprocessing, read_preprocessing_file
 from videomae.checkpoint.zoo import missing_checkpoint_hint, zoo_entry
-from videomae.errors import CheckpointError
+from videomae.data import remote
+from videomae.errors import CheckpointError, DataError
 
 LABELS_FILE = "labels.txt"  # class names beside an exported classifier, one per line
 OPENGVLAB_MODEL_TYPE = "VideoMAEv2"  # OpenGVLab/VideoMAEv2-*: model_type "VideoMAEv2_Base" for every size
@@ -125,6 +128,13 @@ def locate(path: str | Path) -> Location:
     """Resolve a checkpoint argument (module docstring) to the weights to read."""
     if is_hub_ref(path):
         return locate(fetch(parse_hub_ref(str(path))))
+    if remote.is_remote(path):
+        try:
+            local = remote.download(str(path))
+        except DataError as error:  # a missing package, a missing file, a store that cannot be reached
+            raise CheckpointError(f"checkpoint {error}") from None
+        found = locate(local)
+        return dataclasses.replace(found, note="; ".join(filter(None, [f"{path}: downloaded to {local}", found.note])))
     path = Path(path)
     if not path.exists():
         entry = zoo_entry(str(path))

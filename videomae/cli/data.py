@@ -1,4 +1,4 @@
-"""`videomae data scan` and `videomae data prepare`."""
+"""`videomae data scan`, `videomae data prepare` and `videomae data index`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from videomae.errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `data scan` and `data prepare`."""
+    """Add `data scan`, `data prepare` and `data index`."""
     data = subparsers.add_parser("data", help="check and prepare video datasets")
     commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     commands.required = True
 
     scan = commands.add_parser("scan", help="decode every file of a manifest and report the bad ones")
-    scan.add_argument("manifest", help="list file, CSV, shard index, or folder-per-class tree")
+    scan.add_argument("manifest", help="list file, CSV, shard index, or folder-per-class tree (a path or a URL)")
     scan.add_argument("--report", help="write one JSON line per bad file here")
     scan.add_argument(
         "--root",
@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     prepare.set_defaults(func=run_prepare)
+
+    index = commands.add_parser("index", help="write the shard index of WebDataset-style tar shards made elsewhere")
+    index.add_argument("shards", nargs="+", help="tar shards (paths or URLs: s3://, gs://, http(s)://)")
+    index.add_argument(
+        "--out", required=True, help="the index to write (a local file); shards beside it are named relatively"
+    )
+    index.set_defaults(func=run_index)
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -124,3 +131,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         )
     )
     return 1 if result.failures else 0
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Read each shard once, front to back, and write its index; exit 0."""
+    from videomae.data.shards import index_shards
+
+    print(json.dumps({"index": index_shards(args.shards, args.out), "shards": len(args.shards)}))
+    return 0

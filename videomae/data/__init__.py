@@ -4,6 +4,7 @@ Public API (see docs/data.md):
     DataConfig, SourceConfig, SyntheticConfig   typed settings
     build_dataset(cfg, stage, split, seed=, report_dir=)   -> Dataset with set_epoch()
     build_loader(dataset, batch_size, ...)      -> DataLoader (call loader.sampler.set_epoch(epoch))
+    StreamDataset                               streamed tar shards (data.stream=true)
     collate_views                               view-flattening collate
     MixupCutmix                                 batch Mixup/CutMix with label smoothing
     open_video, FrameFolderReader               decoders
@@ -33,6 +34,7 @@ _EXPORTS = {
     "Manifest": "manifests",
     "Sample": "manifests",
     "read_manifest": "manifests",
+    "StreamDataset": "stream",
     "synthetic_frames": "synthetic",
     "write_synthetic_videos": "synthetic",
     "IMAGENET_MEAN": "transforms",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 
+from torch.utils.data import Dataset
+
+from videomae.data import remote
 from videomae.data.config import DataConfig
-from videomae.data.datasets import FinetuneDataset, PretrainDataset, VideoDataset
+from videomae.data.datasets import FinetuneDataset, PretrainDataset
 from videomae.data.decoders import resolve_backend
 from videomae.data.manifests import Manifest, Sample, read_manifest, with_source
 from videomae.data.synthetic import class_folder, synthetic_label
@@ -20,8 +22,8 @@ SPLITS = ("train", "val", "test")
 
 def list_in_folder(manifest: str, split: str) -> str | None:
     """`manifest/<split>.csv` when `manifest` is a folder holding the official per-split lists."""
-    candidate = os.path.join(manifest, f"{split}.csv")
-    return candidate if os.path.isdir(manifest) and os.path.isfile(candidate) else None
+    candidate = remote.join(manifest, f"{split}.csv")
+    return candidate if remote.isdir(manifest) and remote.isfile(candidate) else None
 
 
 def split_manifest(manifest: str, split: str) -> str:
@@ -98,9 +100,7 @@ def _num_classes(manifest: Manifest) -> int:
     return max(labels) + 1
 
 
-def build_dataset(
-    cfg: DataConfig, stage: str, split: str, *, seed: int = 0, report_dir: str | None = None
-) -> VideoDataset:
+def build_dataset(cfg: DataConfig, stage: str, split: str, *, seed: int = 0, report_dir: str | None = None) -> Dataset:
     """The dataset of a stage and split.
 
     Args:
@@ -111,7 +111,8 @@ def build_dataset(
         report_dir: folder for `bad_files.jsonl`; None keeps the bad-file report in memory.
 
     Returns:
-        A map-style dataset with `set_epoch`, `video_ids`, and for fine-tuning `num_classes`/`class_names`.
+        A map-style dataset with `set_epoch`, `video_ids`, and for fine-tuning `num_classes`/`class_names`; with
+        `cfg.stream`, the training split is a `StreamDataset` over it (same attributes).
 
     Raises:
         DataError: unknown stage or split, missing or malformed manifest, unusable settings.
@@ -127,13 +128,19 @@ def build_dataset(
         logger.info("video backend: %s (configured %r)", resolve_backend(cfg.backend), cfg.backend)
         manifest = _file_manifest(cfg, stage, split)
     if stage == "pretrain":
-        return PretrainDataset(manifest.samples, cfg, split, seed, report_dir)
-    return FinetuneDataset(
-        manifest.samples,
-        cfg,
-        split,
-        seed,
-        report_dir,
-        num_classes=_num_classes(manifest),
-        class_names=manifest.class_names,
-    )
+        dataset = PretrainDataset(manifest.samples, cfg, split, seed, report_dir)
+    else:
+        dataset = FinetuneDataset(
+            manifest.samples,
+            cfg,
+            split,
+            seed,
+            report_dir,
+            num_classes=_num_classes(manifest),
+            class_names=manifest.class_names,
+        )
+    if cfg.stream and split == "train" and not cfg.uses_synthetic:
+        from videomae.data.stream import StreamDataset
+
+        return StreamDataset(dataset, cfg.shuffle_buffer, seed)
+    return dataset

@@ -90,6 +90,10 @@ class DataConfig:
         prefetch_memory_gb: host memory the batches prepared ahead by the workers may take, per process (decides
             the DataLoader's prefetch factor, 1 to 4 batches per worker).
         max_bad_fraction: fraction of failed samples (over the samples seen) above which loading stops.
+        stream: read the training split's shard index as streamed shards (`videomae.data.stream`): each shard
+            front to back, shuffled within blocks; the way to read shards from object storage.
+        shuffle_buffer: samples per shuffled block of streamed shards (each worker holds up to twice as many
+            encoded videos).
         labels: label file (one class name per line); otherwise classes come from the data.
         synthetic: generate data instead of reading files; used only when no manifest or source is given, so a
             user's data always wins over a recipe's built-in set.
@@ -128,6 +132,8 @@ class DataConfig:
     num_workers: int = 8
     prefetch_memory_gb: float = 4.0
     max_bad_fraction: float = 0.01
+    stream: bool = False
+    shuffle_buffer: int = 64
     labels: str | None = None
     synthetic: SyntheticConfig | None = None
     train_linspace: bool = True
@@ -162,6 +168,7 @@ class DataConfig:
             "test_num_crop",
             "tubelet_size",
             "patch_size",
+            "shuffle_buffer",
         ):
             if getattr(self, name) < 1:
                 raise DataError(f"data.{name} must be at least 1, got {getattr(self, name)}")
@@ -180,6 +187,8 @@ class DataConfig:
             value = getattr(self, name)
             if not low <= value <= high:  # also refuses NaN
                 raise DataError(f"data.{name} must be in [{low:g}, {high:g}], got {value}")
+        if self.stream and self.sources:
+            raise DataError("data.stream=true reads one shard index (data.manifest), not data.sources")
         if self.short_side_size < self.input_size:
             raise DataError(
                 f"data.short_side_size={self.short_side_size} is smaller than data.input_size="

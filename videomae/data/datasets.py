@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from videomae.data import sampling, transforms
+from videomae.data import remote, sampling, transforms
 from videomae.data.badfiles import BadFileReport, replacement_index
 from videomae.data.config import DataConfig
 from videomae.data.decoders import DecodeError, FrameFolderReader, SegmentReader, VideoReader, open_video
-from videomae.data.manifests import Sample
+from videomae.data.manifests import VIDEO_EXTENSIONS, Sample
 from videomae.data.synthetic import SyntheticReader
 from videomae.errors import DataError
 from videomae.masking import mask_indices, token_grid
@@ -29,25 +29,43 @@ FRAMES_STREAM, AUGMENT_STREAM, MASK_STREAM = 0, 1, 2
 
 
 def read_byte_range(path: str, offset: int, size: int) -> bytes:
-    """`size` bytes of `path` from `offset` (one member of a tar shard)."""
-    if not os.path.isfile(path):
+    """`size` bytes of `path` from `offset` (one member of a tar shard, local or remote)."""
+    if not remote.is_remote(path) and not os.path.isfile(path):
         raise DecodeError("missing shard file")
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(size)
+    data = remote.read_bytes(path, offset, size)
     if len(data) != size:
         raise DecodeError(f"truncated shard: wanted {size} bytes at {offset}, got {len(data)}")
     return data
 
 
-def open_sample(sample: Sample, backend: str, threads: int = 1) -> VideoReader:
-    """A reader for a manifest entry: a video file, a frame folder, or a video inside a tar shard."""
-    if sample.byte_range is not None:
-        reader = open_video(read_byte_range(sample.path, *sample.byte_range), backend, threads)
-    elif os.path.isdir(sample.path):
-        reader = FrameFolderReader(sample.path, sample.frame_template, sample.start_index or 0, sample.num_frames)
-    else:
-        reader = open_video(sample.path, backend, threads)
+def is_frame_folder(path: str) -> bool:
+    """A folder of frame images rather than a video file. Remote stores are not asked (a request per sample, and
+    HTTP cannot tell): there a path without a video extension is a frame folder."""
+    return not path.lower().endswith(VIDEO_EXTENSIONS) if remote.is_remote(path) else os.path.isdir(path)
+
+
+def source_name(sample: Sample) -> str:
+    """What the bad-file report names: the file, or `SHARD#KEY` for one member of a tar shard."""
+    return f"{sample.path}#{sample.key}" if sample.byte_range is not None else sample.path
+
+
+def open_sample(sample: Sample, backend: str, threads: int = 1, data: bytes | None = None) -> VideoReader:
+    """A reader for a manifest entry: a video file, a frame folder, or a video inside a tar shard (local or
+    remote; remote videos are fetched whole and decoded from memory). `data`: the video's bytes, already read
+    (streamed shards)."""
+    try:
+        if data is not None:
+            reader = open_video(data, backend, threads)
+        elif sample.byte_range is not None:
+            reader = open_video(read_byte_range(sample.path, *sample.byte_range), backend, threads)
+        elif is_frame_folder(sample.path):
+            reader = FrameFolderReader(sample.path, sample.frame_template, sample.start_index or 0, sample.num_frames)
+        elif remote.is_remote(sample.path):
+            reader = open_video(remote.read_bytes(sample.path), backend, threads)
+        else:
+            reader = open_video(sample.path, backend, threads)
+    except remote.RemoteError as error:  # after the retries: a bad sample like any other
+        raise DecodeError(error.reason, sample.path) from error
     if sample.segment is not None:
         reader = SegmentReader(reader, *sample.segment)
     return reader
@@ -73,6 +91,7 @@ class VideoDataset(Dataset):
         self.epoch = 0
         self.bad_files = BadFileReport(len(samples), cfg.max_bad_fraction, report_dir)
         self.video_ids = [s.key or s.path for s in samples]
+        self.fetched: dict[int, bytes] = {}  # encoded videos already read, by sample index (streamed shards)
 
     pixel_bytes = 1  # clips leave the workers as uint8 pixels (normalised on the device)
 
@@ -92,13 +111,13 @@ class VideoDataset(Dataset):
         """Reader of sample `index`."""
         if self.cfg.uses_synthetic:
             return SyntheticReader(self.cfg.synthetic, index, self.seed)
-        return open_sample(self.samples[index], self.cfg.backend)
+        return open_sample(self.samples[index], self.cfg.backend, data=self.fetched.get(index))
 
     def load_robustly(self, epoch: int, index: int, load) -> dict[str, torch.Tensor]:
         """`load(epoch, index)`, replacing a bad file by a deterministic other sample until one works."""
         current = index
         for attempt in range(MAX_REPLACEMENTS):
-            path = self.samples[current].path
+            path = source_name(self.samples[current])
             if not self.bad_files.is_known_bad(path):
                 try:
                     return load(epoch, current)
@@ -206,7 +225,7 @@ class FinetuneDataset(VideoDataset):
     def _train_indices(self, index: int, n: int, rng: np.random.Generator | None) -> np.ndarray:
         """Training clip (random `rng`) or validation clip (`rng=None`) of sample `index` with `n` frames."""
         cfg = self.cfg
-        if cfg.sparse and os.path.isdir(self.samples[index].path):  # frame folders: TSN segments
+        if cfg.sparse and is_frame_folder(self.samples[index].path):  # frame folders: TSN segments
             return sampling.segment_indices(n, cfg.num_frames, rng)
         if cfg.sparse:  # decoded videos: the official dense code with span 1
             return sampling.video_segment_indices(n, cfg.num_frames, rng)

@@ -34,6 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
+from videomae.data import remote
 from videomae.errors import DataError
 
 logger = logging.getLogger("videomae.data")
@@ -112,6 +113,8 @@ def _failures_name(path: str) -> Iterator[None]:
     except DecodeError as error:
         if error.path is not None:
             raise
+        raise DecodeError(error.reason, path) from error
+    except remote.RemoteError as error:  # the store's own words, after the retries
         raise DecodeError(error.reason, path) from error
     except Exception as error:  # FFmpeg, decord, Pillow or our own fault: the file is reported, never fatal
         raise DecodeError(f"{type(error).__name__}: {_error_text(error)}", path) from error
@@ -467,18 +470,19 @@ class FrameFolderReader(_FileReader):
     def __init__(self, folder: str, template: str, start_index: int = 1, num_frames: int | None = None):
         self.path = folder
         with _failures_name(folder):
-            if not os.path.isdir(folder):
+            if not remote.is_remote(folder) and not os.path.isdir(folder):  # remote: a listing or a frame says
                 raise DecodeError("missing frame folder")
             self._template, self._start = template, start_index
             if num_frames is None or num_frames < 0:
-                num_frames = sum(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(folder))
+                names = [name for name, _ in remote.listdir(folder)]
+                num_frames = sum(name.lower().endswith(IMAGE_EXTENSIONS) for name in names)
             self.num_frames = num_frames
             if self.num_frames == 0:
                 raise DecodeError("no frames in folder")
 
     def frame_path(self, index: int) -> str:
         """File of 0-based frame `index`."""
-        return os.path.join(self.path, self._template.format(index + self._start))
+        return remote.join(self.path, self._template.format(index + self._start))
 
     def _read(self, indices: Sequence[int]) -> np.ndarray:
         from PIL import Image
@@ -487,12 +491,15 @@ class FrameFolderReader(_FileReader):
         for index in _unique_sorted(indices, self.num_frames):
             path = self.frame_path(index)
             try:
-                with Image.open(path) as image:
+                source = io.BytesIO(remote.read_bytes(path)) if remote.is_remote(path) else path
+                with Image.open(source) as image:
                     frames[index] = np.asarray(image.convert("RGB"))
             except FileNotFoundError as error:
-                raise DecodeError(f"missing frame file {os.path.basename(path)}") from error
+                raise DecodeError(f"missing frame file {remote.basename(path)}") from error
+            except remote.RemoteError as error:
+                raise DecodeError(f"frame file {remote.basename(path)}: {error.reason}") from error
             except Exception as error:
-                raise DecodeError(f"bad frame file {os.path.basename(path)}: {error}") from error
+                raise DecodeError(f"bad frame file {remote.basename(path)}: {error}") from error
         return _gather(frames, indices)
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from videomae.data.transforms import normalize_clips
 from videomae.errors import DataError
@@ -122,13 +122,18 @@ def run_batches(loader: DataLoader, first_epoch: int, device: torch.device) -> I
 
     def epochs() -> Iterator[dict]:
         for epoch in itertools.count(first_epoch):
-            loader.sampler.set_epoch(epoch)
+            set_epoch(loader, epoch)
             yield from loader
 
     try:
         yield DevicePrefetcher(epochs(), device)
     finally:
         _stop_workers(getattr(loader, "_iterator", None))  # the persistent iterator, when there are workers
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Choose the epoch of the loader's next pass: its sampler's (map-style) or its streamed dataset's."""
+    (loader.dataset if isinstance(loader.dataset, IterableDataset) else loader.sampler).set_epoch(epoch)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -204,12 +209,14 @@ def build_loader(
 ) -> DataLoader:
     """A DataLoader that keeps an accelerator fed and gives the same samples for any worker count.
 
-    Workers persist across epochs (`run_batches` iterates epoch after epoch over one loader).
+    Workers persist across epochs (`run_batches` iterates epoch after epoch over one loader). A streamed
+    dataset (`StreamDataset`) plans its own order from the same arguments; set its epoch with `set_epoch(loader,
+    epoch)`.
 
     Args:
         dataset: a dataset from `build_dataset`.
         batch_size: videos per batch (the real batch is batch_size x num_sample views).
-        shuffle: permute every epoch from (seed, epoch).
+        shuffle: permute every epoch from (seed, epoch) (a streamed dataset always shuffles, by its own seed).
         seed: base seed shared by all ranks.
         num_workers: worker processes (0 = load in the main process).
         drop_last: drop the incomplete last batch and the sampler tail.
@@ -221,8 +228,28 @@ def build_loader(
         start_sample: samples of the current epoch, over all ranks, already consumed (resume).
 
     Returns:
-        The DataLoader; set `loader.sampler.set_epoch(epoch)` before every epoch.
+        The DataLoader; set `loader.sampler.set_epoch(epoch)` (or `set_epoch(loader, epoch)`) before every epoch.
     """
+    workers = {}
+    if num_workers > 0:
+        workers = {"persistent_workers": True, "prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init}
+    common = dict(
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        drop_last=drop_last,
+        **workers,
+    )
+    if isinstance(dataset, IterableDataset):
+        dataset.configure(
+            rank=rank,
+            world_size=world_size,
+            batch_size=batch_size,
+            samples_per_rank=samples_per_rank,
+            start_sample=start_sample,
+        )
+        return DataLoader(dataset, **common)
     sampler = ShardedSampler(
         len(dataset),
         shuffle=shuffle,
@@ -233,16 +260,4 @@ def build_loader(
         samples_per_rank=samples_per_rank,
         start_sample=start_sample,
     )
-    workers = {}
-    if num_workers > 0:
-        workers = {"persistent_workers": True, "prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init}
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=collate_views,
-        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-        drop_last=drop_last,
-        **workers,
-    )
+    return DataLoader(dataset, sampler=sampler, **common)

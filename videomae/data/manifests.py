@@ -8,7 +8,8 @@ Accepted formats (see docs/data.md):
 - a shard index written by `videomae data prepare --shards` (see `videomae.data.shards`).
 
 Relative paths are joined to `root` when one is given, else to the manifest's own folder (shard indexes: always
-their own folder).
+their own folder). Manifests, roots and the paths they list may be URLs (`s3://`, `gs://`, `http(s)://`, see
+`videomae.data.remote`); relative paths in a remote manifest resolve against its own location.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from videomae.data import remote
 from videomae.errors import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
@@ -85,8 +86,7 @@ def _int(value: str, file: str, line: int, expected: str, row: str) -> int:
 
 def _read_text(file: str) -> str:
     """The file decoded as UTF-8; a byte-order mark is dropped, any other invalid byte names its line."""
-    with open(file, "rb") as handle:
-        data = handle.read()
+    data = remote.read_bytes(file)
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         return data[skip:].decode("utf-8")
@@ -109,7 +109,7 @@ def _first_row(text: str) -> str:
 
 def read_label_file(path: str) -> list[str]:
     """Class names, one per line (line number = class index), as the official `label_map_*.txt`."""
-    if not os.path.isfile(path):
+    if not remote.isfile(path):
         raise DataError(f"label file {path} does not exist")
     names, first_seen = [], {}
     for line_number, line in _numbered_lines(_read_text(path)):
@@ -129,11 +129,11 @@ def read_label_file(path: str) -> list[str]:
 
 def _base_folder(file: str, root: str) -> str:
     """Where relative paths of `file` point: the explicit root, else the manifest's own folder."""
-    return os.path.abspath(root) if root else os.path.dirname(os.path.abspath(file))
+    return remote.absolute(root) if root else remote.parent(file)
 
 
 def _join(base: str, path: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(base, path)
+    return remote.join(base, path)
 
 
 def _class_index(value: int, file: str, line: int, label_file: _LabelFile | None) -> int:
@@ -265,29 +265,31 @@ def _csv_labels(
 
 
 def _label_file_beside(file: str) -> _LabelFile | None:
-    path = os.path.join(os.path.dirname(os.path.abspath(file)), LABEL_FILE_NAME)
-    return _LabelFile(path, read_label_file(path)) if os.path.isfile(path) else None
+    path = remote.join(remote.parent(file), LABEL_FILE_NAME)
+    return _LabelFile(path, read_label_file(path)) if remote.isfile(path) else None
 
 
 def _read_class_tree(folder: str, label_file: _LabelFile | None) -> Manifest:
     """`folder/<class>/<video or frame folder>`: classes are the sorted sub-folders (or the label file)."""
-    folder = os.path.abspath(folder)
-    found = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    folder = remote.absolute(folder)
+    entries = remote.listdir(folder)
+    found = [name for name, is_dir in entries if is_dir]
     names = label_file.names if label_file else found
     lookup = {name: i for i, name in enumerate(names)}
     samples = []
     for name in found:
+        class_folder = remote.join(folder, name)
         if name not in lookup:
             raise DataError(
-                f"{os.path.join(folder, name)}: class folder is not in the label file {label_file.path}; "
+                f"{class_folder}: class folder is not in the label file {label_file.path}; "
                 f"add the class there or move the folder out"
             )
-        for entry in sorted(os.scandir(os.path.join(folder, name)), key=lambda e: e.name):
-            if entry.is_dir() or _is_video(entry.name):
-                samples.append(Sample(entry.path, label=lookup[name], key=f"{name}/{entry.name}"))
+        for entry, is_dir in remote.listdir(class_folder):
+            if is_dir or _is_video(entry):
+                samples.append(Sample(remote.join(class_folder, entry), label=lookup[name], key=f"{name}/{entry}"))
     if samples:
         return Manifest(samples, names)
-    if any(_is_video(entry.name) for entry in os.scandir(folder)):
+    if any(_is_video(name) for name, _ in entries):
         raise DataError(
             f"{folder}: the videos sit directly in the folder; put them in one sub-folder per class "
             f"({folder}/<class>/<video>) or list them in a CSV with a 'path' header"
@@ -332,9 +334,9 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
             to do).
     """
     label_file = _LabelFile(labels, read_label_file(labels)) if labels else None
-    if os.path.isdir(manifest):
+    if remote.isdir(manifest):
         return _read_class_tree(manifest, label_file)
-    if not os.path.isfile(manifest):
+    if not remote.isfile(manifest):
         raise DataError(
             f"manifest {manifest} does not exist; point the run at your data with "
             f"data.manifest=PATH (a list file, a CSV with a path,label header, or a folder per class)"
@@ -362,7 +364,7 @@ def read_manifest(manifest: str, root: str = "", stage: str = "finetune", labels
 
 def guess_stage(manifest: str) -> str:
     """ "pretrain" for an official pretraining list (3 columns, the last -1 or a frame count), else "finetune"."""
-    if os.path.isdir(manifest) or not os.path.isfile(manifest):
+    if remote.isdir(manifest) or not remote.isfile(manifest):
         return "finetune"
     columns = _first_row(_read_text(manifest)).split()
     return "pretrain" if len(columns) == 3 and columns[2] == "-1" else "finetune"

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from videomae.data.manifests import LABEL_FILE_NAME, VIDEO_EXTENSIONS
 from videomae.data.scan import parallel_map
-from videomae.data.shards import ShardWriter
+from videomae.data.shards import ShardWriter, shard_key
 from videomae.errors import DataError
 
 PARTIAL_SUFFIX = ".part"  # files are written under this suffix and renamed when complete
@@ -289,6 +289,5 @@ def _write_prepared_shards(dst: str, paths: list[str], classes: list[str] | None
     writer = ShardWriter(os.path.join(dst, "shards"), shard_size)
     for i, path in enumerate(paths):
         with open(os.path.join(dst, path), "rb") as handle:
-            key = os.path.splitext(path)[0].replace(os.sep, "__")
-            writer.add(key, handle.read(), lookup[classes[i]] if classes else -1)
+            writer.add(shard_key(path), handle.read(), lookup[classes[i]] if classes else -1)
     return writer.close()

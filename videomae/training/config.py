@@ -22,6 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from videomae.data import DataConfig
 from videomae.detection.config import DetectionConfig
+from videomae.data.remote import refuse_remote_output
 from videomae.devices import Precision
 from videomae.errors import ConfigError
 from videomae.masking import token_grid
@@ -138,8 +139,8 @@ class TrainConfig:
         distill: teacher settings (stage "distill").
         detection: AVA-style detection data and head (stage "detect"; `eval` of a recipe with it tests a
             detector).
-        output_dir: checkpoints, metrics and the resolved config; a run resumes from here, and holds it
-            (`run.lock`) so that no second run writes there meanwhile.
+        output_dir: checkpoints, metrics and the resolved config (a local or mounted folder, never a URL); a run
+            resumes from here, and holds it (`run.lock`) so that no second run writes there meanwhile.
         resume: continue from the newest checkpoint in `output_dir`; false = refuse an `output_dir` that is
             not empty (the command line's `--fresh` moves an earlier run aside either way).
         epochs: length of the schedule in data epochs.
@@ -218,6 +219,7 @@ class TrainConfig:
         if self.detection is not None:
             self.detection.validate()
         self.data.validate()
+        refuse_remote_output(self.output_dir)
         self.model_config()
         return self
 

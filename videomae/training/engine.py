@@ -251,7 +251,15 @@ class Trainer:
         """The step to continue from. With another global batch (other number of processes, batch size or
         accumulation) the position is kept in samples: the same epoch, the same place in its sample order, and the
         same fraction of the LR schedule (rounded down to a whole step: under one global batch of samples is seen
-        twice). Checkpoints of earlier releases hold no global batch: they resume as saved."""
+        twice). Checkpoints of earlier releases hold no global batch: they resume as saved. A streamed training set
+        resumes exactly only with the data layout it was read with."""
+        layout = meta.get("data_layout", self.data_layout)
+        if getattr(self.task.train_set, "streamed", False) and layout != self.data_layout:
+            log(
+                self.d,
+                f"warning: the streamed shards were read with {layout}, now with {self.data_layout}: the run "
+                f"continues at the same place in the epoch, but not with the samples of an uninterrupted run",
+            )
         saved = meta.get("global_batch", self.global_batch)
         if saved == self.global_batch:
             return meta["step"]
@@ -422,6 +430,7 @@ class Trainer:
             samples_into_epoch=(step % self.steps_per_epoch) * self.global_batch,  # over all processes
             global_batch=self.global_batch,
             world_size=self.d.world_size,
+            data_layout=self.data_layout,
             model_config=self.model.config.to_dict(),
         )
         meta.pop("saved_step", None)
@@ -436,9 +445,21 @@ class Trainer:
             keep_last=self.cfg.keep_last,
         )
 
+    @property
+    def data_layout(self) -> dict:
+        """What a streamed training set's order depends on besides (seed, epoch) (see `videomae.data.stream`)."""
+        cfg = self.cfg
+        return {
+            "world_size": self.d.world_size,
+            "batch_size": cfg.batch_size,
+            "accum_steps": cfg.accum_steps,
+            "num_workers": self.task.data.num_workers,
+        }
+
     def build_train_loader(self, step: int):
         """One loader for the whole run, positioned at `step`: each rank takes exactly its steps' worth of each
-        epoch, and as many batches are prepared ahead as `data.prefetch_memory_gb` holds."""
+        epoch, and as many batches are prepared ahead as `data.prefetch_memory_gb` holds. A streamed training set
+        (`data.stream`) plans its shard reads from the same position."""
         cfg, data = self.cfg, self.task.data
         pixel_bytes = getattr(self.task.train_set, "pixel_bytes", 4)  # uint8 or float32 clips
         clip_bytes = 3 * data.num_frames * data.input_size**2 * pixel_bytes
