@@ -21,8 +21,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from videomae.data import DataConfig
-from videomae.detection.config import DetectionConfig
 from videomae.data.remote import refuse_remote_output
+from videomae.detection.config import DetectionConfig
 from videomae.devices import Precision
 from videomae.errors import ConfigError
 from videomae.masking import token_grid
