@@ -4,8 +4,8 @@
 VideoMAEv2 layout); `hf-hub:OWNER/REPO/PATH/IN/REPO.pth` is one file of a repository (an official `.pth`);
 `@REVISION` pins a branch, tag or commit. `fetch` downloads through huggingface_hub, so its cache, progress bars,
 `HF_HUB_OFFLINE`, `HF_ENDPOINT` and token apply, and returns the local path; `locate` then applies the usual rule
-to it. `upload` publishes an exported directory (`videomae push`). This module is the only place videomae reaches
-the network.
+to it. `upload` publishes an exported directory (`videomae push`). The Hub is reached only here; object storage and
+HTTP data only through `videomae.data.remote`.
 """
 
 from __future__ import annotations
