@@ -14,6 +14,7 @@ record is rewritten after every section, so a run cut short still reports what i
     engine_runs         tiny pretraining (with a resume), fine-tuning (with EMA) and eval, fp32 and bf16
     distributed         a one-process NCCL group: FSDP2 (bf16 parameters) and DDP, each saving and loading
     inference           predict and extract with decoding workers against the serial path (needs PyAV)
+    data_loader         bench/data_loader.py with 16 workers: clips/s and bytes per clip to set against the step
     pretrain_step_mfu   bench/pretrain_step.py at a GPU-sized batch with --peak-tflops (MFU)
     train_steps_compiled  the train_steps matrix with compile=true
 
@@ -482,6 +483,22 @@ def pretrain_step_mfu(ctx: Context) -> dict:
     return {"command": " ".join(["python", "bench/pretrain_step.py", *args]), **record}
 
 
+def data_loader(ctx: Context) -> dict:
+    """bench/data_loader.py with 16 workers (the loader must keep up with the step it feeds); its JSON lines."""
+    if ctx.dry:
+        raise Skipped("left out of --dry: 16 decoding workers need the GPU machine's cores (CI measures nothing)")
+    if importable("av") is None:
+        raise Skipped("PyAV is not installed: no videos to decode (carry its wheel to run this section)")
+    args = ["--clips", "32", "--batches", "8", "--workers", "2", "16", "--backends", "pyav"]
+    command = [sys.executable, str(REPO / "bench" / "data_loader.py"), *args]
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    if done.returncode:
+        raise RuntimeError(f"data_loader.py exited {done.returncode}: {done.stderr[-2000:]}")
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {"command": " ".join(["python", "bench/data_loader.py", *args]), "records": records}
+
+
 SECTIONS = (
     (environment, 5),
     (flash_attention, 20),
@@ -490,6 +507,7 @@ SECTIONS = (
     (engine_runs, 60),
     (distributed, 20),
     (inference, 30),
+    (data_loader, 45),
     (pretrain_step_mfu, 60),
     (train_steps_compiled, 90),
 )

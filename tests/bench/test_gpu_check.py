@@ -38,10 +38,11 @@ def test_the_dry_run_passes_every_section_it_can_run_here(tmp_path):
         "engine_runs",
         "distributed",
         "inference",
+        "data_loader",
         "pretrain_step_mfu",
         "train_steps_compiled",
     ]
-    expected_skips = {"train_steps_compiled"} | (
+    expected_skips = {"train_steps_compiled", "data_loader"} | (
         {"inference"} if sections["environment"]["result"]["dependencies"]["av"] is None else set()
     )
     assert {name for name, s in sections.items() if s["status"] == "skipped"} == expected_skips

@@ -23,7 +23,7 @@ from videomae import create_model
 from videomae.errors import ConfigError
 from videomae.masking import make_mask
 from videomae.training.config import OptimConfig
-from videomae.training.distributed import everywhere, from_main, init_distributed, on_main
+from videomae.training.distributed import everywhere, from_main, init_distributed, on_main, shutdown
 from videomae.training.objective import pretraining_loss
 from videomae.training.optim import build_optimizer
 from videomae.training.parallelize import apply_fsdp
@@ -130,8 +130,7 @@ def main() -> None:
         dump(args.dump, d, model, optimizer)
         if d.is_main:
             print(f"resumed {path} at step {meta['step']}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    shutdown()
 
 
 if __name__ == "__main__":

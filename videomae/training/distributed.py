@@ -180,5 +180,8 @@ def barrier(d: Dist) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group once every process is done with it: the barrier runs after any collective still
+    queued (a DTensor's lazily waited one, say), which gloo would otherwise abort on at exit."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
