@@ -15,6 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the command line or several processes
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

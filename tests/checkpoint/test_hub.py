@@ -115,6 +115,7 @@ def test_missing_repository_file_or_revision(hub_env, fake_hub, tmp_path, ref, m
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.data_stack
 def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path):
     """HF_ENDPOINT and HF_HOME reach huggingface_hub through the environment alone; views as trained (5 x 3)."""
@@ -147,6 +148,7 @@ def test_predict_command_by_name_in_a_fresh_process(hub_env, fake_hub, tmp_path)
     assert list((tmp_path / "hf_home" / "hub").glob("models--acme--tiny/snapshots/*/model.safetensors"))
 
 
+@pytest.mark.slow
 def test_command_line_error_is_one_line(hub_env, fake_hub, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "videomae", "convert", "hf-hub:acme/nope", str(tmp_path / "out")],

@@ -22,6 +22,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_official_pretrain_to_ours_keeps_decoder(official_tiny, tmp_path):
     result = _cli(str(OFFICIAL_TINY / "pretrain_checkpoint.pth"), str(tmp_path / "ours"), *TINY_ARGS)
     assert result.returncode == 0, result.stderr
@@ -36,6 +37,7 @@ def test_official_pretrain_to_ours_keeps_decoder(official_tiny, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_bad_file_exits_2_without_traceback(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"garbage")
     result = _cli(str(tmp_path / "junk.pth"), str(tmp_path / "out"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from videomae.cli import main
 
 
@@ -24,6 +26,7 @@ def test_stage_mismatch_and_bad_override_exit_2_without_traceback(capsys):
     assert "unknown setting 'optim.nope'" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_every_training_command_end_to_end_in_a_subprocess(tmp_path):
     """pretrain -> finetune -> probe, distill and eval, each as `python -m videomae ...` in its own process."""
     import subprocess

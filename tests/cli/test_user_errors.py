@@ -138,6 +138,7 @@ def test_user_error_is_one_line_with_exit_status_2(argv, fragments, files, asset
         assert fragment.format(**fill) in message[0], message[0]
 
 
+@pytest.mark.slow
 def test_an_error_raised_in_a_loader_worker_reaches_the_user_as_its_own_line(assets, tmp_path):  # noqa: F811
     manifest = tmp_path / "all_bad.csv"
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
@@ -165,6 +166,7 @@ def test_an_error_raised_in_a_loader_worker_reaches_the_user_as_its_own_line(ass
     assert last.startswith("videomae pretrain: error: ") and "videos are bad" in last and "broken.mp4" in last
 
 
+@pytest.mark.slow
 def test_no_nan_in_machine_readable_outputs(assets, tmp_path):  # noqa: F811
     """A diverged classifier (NaN weights) still gives valid JSON: null where a number cannot be."""
     import torch

@@ -24,6 +24,7 @@ def losses(output_dir) -> list[float]:
         return [json.loads(line)["loss"] for line in handle]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", [False, True])
 def test_pretrain_tiny_on_shards_in_s3(s3_store, tmp_path, stream):
     """The command line, end to end: the shard index and shards in a bucket, credentials and endpoint from the

@@ -123,6 +123,7 @@ def test_detection_steps_read_nothing_back(digits, tmp_path, monkeypatch):
     assert [s.step for s in steps] == [2, 3]
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_detections(trained, digits, tmp_path):
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}

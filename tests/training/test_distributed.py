@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # runs the command line or several processes
+
 ARGS = ["pretrain", "tiny", "max_steps=6", "save_every=3", "tensorboard=false", "log_every=1000"]
 WORKER = str(Path(__file__).with_name("dist_worker.py"))
 

@@ -22,6 +22,8 @@ from videomae.training import OutputDirError, load_recipe, run
 from videomae.training.files import json_text
 from videomae.training.run_dir import stale_reason
 
+pytestmark = pytest.mark.slow  # runs the command line or several processes
+
 # The whole tiny schedule (40 steps, well under a second each) and no periodic checkpoint: a signal after a few
 # steps finds the run mid-epoch with nothing saved since its start.
 ARGS = ["pretrain", "tiny", "save_every=1000", "tensorboard=false", "log_every=1"]  # a metrics line every step

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the command line or several processes
+
 ARGS = ["pretrain", "tiny", "max_steps=28", "save_every=6", "tensorboard=false", "log_every=1000"]
 
 
