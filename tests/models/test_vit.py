@@ -6,23 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.models.tiny import TINY
 from videomae import ModelConfig, create_model, list_models
 from videomae.errors import ConfigError
 from videomae.masking import make_mask
 from videomae.models.vit import sinusoid_table
-
-TINY = dict(
-    img_size=32,
-    patch_size=8,
-    num_frames=4,
-    tubelet_size=2,
-    embed_dim=32,
-    depth=2,
-    num_heads=4,
-    decoder_embed_dim=16,
-    decoder_depth=1,
-    decoder_num_heads=2,
-)
 
 # Reference §1.2-1.3: exact official parameter counts.
 CLASSIFIER_PARAMS = {  # name: (no head, head 400, head 710)

@@ -19,33 +19,20 @@ import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-from videomae import create_model
 from videomae.errors import ConfigError
 from videomae.masking import make_mask
-from videomae.training.config import OptimConfig
+from videomae.models import build_model
+from videomae.training.config import OptimConfig, load_recipe
 from videomae.training.distributed import everywhere, from_main, init_distributed, on_main, shutdown
 from videomae.training.objective import pretraining_loss
 from videomae.training.optim import build_optimizer
 from videomae.training.parallelize import apply_fsdp
 from videomae.training.state import FULL, full_model_state, load_newest_checkpoint, save_checkpoint
 
-TINY = dict(
-    img_size=32,
-    patch_size=8,
-    num_frames=4,
-    tubelet_size=2,
-    embed_dim=32,
-    depth=2,
-    num_heads=4,
-    decoder_embed_dim=16,
-    decoder_depth=1,
-    decoder_num_heads=2,
-)
-
 
 def build(fsdp: bool, param_dtype: torch.dtype | None):
     torch.manual_seed(0)
-    model = create_model("pretrain_videomae_small_patch16_224", **TINY)
+    model = build_model(load_recipe("tiny").model_config())  # the tests' tiny pretraining ViT
     if fsdp:
         if not dist.is_initialized():  # one process: FSDP2 still needs a (one-process) group
             dist.init_process_group("gloo")

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.models.tiny import TINY
 from videomae import create_model
 from videomae.errors import ConfigError
 from videomae.masking import make_mask
@@ -11,18 +12,7 @@ from videomae.training.config import load_recipe
 from videomae.training.objective import pretraining_loss
 from videomae.training.parallelize import apply_activation_checkpointing, apply_compile
 
-TINY = dict(
-    img_size=32,
-    patch_size=8,
-    num_frames=4,
-    tubelet_size=2,
-    embed_dim=32,
-    depth=2,
-    num_heads=4,
-    decoder_embed_dim=16,
-    decoder_depth=2,
-    decoder_num_heads=2,
-)
+TINY = dict(TINY, decoder_depth=2)  # two decoder blocks: checkpointing wraps each
 
 
 def _masks(batch: int = 2):

@@ -261,3 +261,17 @@ def build_loader(
         start_sample=start_sample,
     )
     return DataLoader(dataset, sampler=sampler, **common)
+
+
+def build_eval_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int = 0, world_size: int = 1):
+    """Every sample once, in order, each process its share (padded to equal shares; callers drop repeats)."""
+    return build_loader(
+        dataset,
+        batch_size,
+        shuffle=False,
+        seed=0,
+        num_workers=num_workers,
+        drop_last=False,
+        rank=rank,
+        world_size=world_size,
+    )

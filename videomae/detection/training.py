@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videomae.data import build_loader, collate_views
-from videomae.data.loader import to_device, worker_batches
+from videomae.data import collate_views
+from videomae.data.loader import build_eval_loader, to_device, worker_batches
 from videomae.detection.data import DetectionDataset, build_detection_dataset
 from videomae.detection.evaluation import evaluate_files
 from videomae.detection.formats import BoxRow, read_label_map, write_results
@@ -66,16 +66,7 @@ def predict_keyframes(
     model: nn.Module, dataset: DetectionDataset, d: Dist, batch_size: int, num_workers: int, autocast
 ) -> dict[int, np.ndarray]:
     """{keyframe index: action probabilities (K, num_actions) of its K boxes}, from every process."""
-    loader = build_loader(
-        dataset,
-        1,
-        shuffle=False,
-        seed=0,
-        num_workers=num_workers,
-        drop_last=False,
-        rank=d.rank,
-        world_size=d.world_size,
-    )
+    loader = build_eval_loader(dataset, 1, num_workers, d.rank, d.world_size)
     was_training = model.training
     model.eval()
     indices, masks, outputs = [], [], []

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from videomae.data import build_loader
-from videomae.data.loader import to_device, worker_batches
+from videomae.data.loader import build_eval_loader, to_device, worker_batches
 from videomae.training.distributed import Dist, gather_objects
 
 
@@ -24,16 +23,7 @@ def predict_views(
     model: nn.Module, dataset, d: Dist, batch_size: int, num_workers: int, autocast=contextlib.nullcontext
 ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
     """{(video_index, view): (label, logits (C,) fp32)} over the whole dataset, from every process."""
-    loader = build_loader(
-        dataset,
-        batch_size,
-        shuffle=False,
-        seed=0,
-        num_workers=num_workers,
-        drop_last=False,
-        rank=d.rank,
-        world_size=d.world_size,
-    )
+    loader = build_eval_loader(dataset, batch_size, num_workers, d.rank, d.world_size)
     was_training = model.training
     model.eval()
     keys, outputs = [], []
