@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -54,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a checkout of the official VideoMAEv2 repo (needed for --impls official)")
     p.add_argument("--rounds", type=int, default=1,
                    help="alternate the implementations this many times (per-round ratios cancel drift)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each round, wait up to this long for the rest of the machine to be idle")
     p.add_argument("--impl", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.batch = args.batch or DEFAULT_BATCH[args.mode]
@@ -188,13 +189,14 @@ def summary(runs: dict[str, list[dict]]) -> dict:
     # every round's medians, and how busy the rest of the machine was during each run
     rounds = [{impl: {key: record[key] for key in ("step_s_median", "others_cpu_share")}
                for impl, record in zip(runs, records)} for records in zip(*runs.values())]
-    out = {**ours, "rounds": rounds}
+    out = {**ours, "rounds": rounds, "quiet_rounds": common.quiet_rounds(runs)}
     for impl, run in runs.items():
         if impl == "ours":
             continue
-        other, per_round = common.combine(run), common.speedups(run, runs["ours"])
+        other, speedup = common.combine(run), common.speedups(run, runs["ours"])
         out.update({f"{impl}_step_s_median": other["step_s_median"], f"{impl}_peak_rss_mb": other["peak_rss_mb"],
-                    f"speedup_per_round_vs_{impl}": per_round, f"speedup_vs_{impl}": statistics.median(per_round),
+                    f"speedup_per_round_vs_{impl}": speedup["per_round"], f"speedup_vs_{impl}": speedup["median"],
+                    f"speedup_vs_{impl}_quiet": speedup["quiet_median"],
                     f"memory_ratio_vs_{impl}": ours["peak_rss_mb"] / other["peak_rss_mb"]})
     return out
 
@@ -205,8 +207,8 @@ def main(argv=None) -> None:
     if args.impl:  # a child process: time one implementation
         print(json.dumps(run_one(args)))
         return
-    runs = common.alternate(args.impls, args.rounds, lambda impl: common.run_child(__file__, argv, impl,
-                                                                                     args.allocator))
+    runs = common.alternate(args.impls, args.rounds,
+                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet)
     for impl in args.impls[1:]:
         print(json.dumps(common.combine(runs[impl])))
     print(json.dumps(summary(runs)))

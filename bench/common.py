@@ -25,6 +25,8 @@ import torch
 # C allocators other than glibc's, preloaded into every implementation's process: library, apt package.
 PRELOADED = {"jemalloc": ("jemalloc", "libjemalloc2"), "tcmalloc": ("tcmalloc_minimal", "libtcmalloc-minimal4")}
 ALLOCATORS = ("glibc", *PRELOADED)
+# A run during which other processes used more than this share of the machine's CPU time counts as disturbed.
+DISTURBED = 0.05
 
 
 # --------------------------------------------------------------------------------------------------
@@ -67,11 +69,25 @@ def run_child(script: str, argv: list[str], impl: str, allocator: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def alternate(impls: list[str], rounds: int, run: Callable[[str], dict]) -> dict[str, list[dict]]:
+def wait_until_quiet(max_wait_s: float, window_s: float = 10.0) -> None:
+    """Wait, at most `max_wait_s`, for a `window_s` in which other processes use under DISTURBED of the CPUs."""
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline:
+        busy, start = _machine_busy_s(), time.perf_counter()
+        time.sleep(window_s)  # this process sleeps: all CPU time used meanwhile is other processes'
+        if (_machine_busy_s() - busy) / ((time.perf_counter() - start) * os.cpu_count()) < DISTURBED:
+            return
+
+
+def alternate(impls: list[str], rounds: int, run: Callable[[str], dict],
+              wait_quiet_s: float = 0.0) -> dict[str, list[dict]]:
     """`run(impl)` for every implementation, `rounds` times in turn: a slow spell of the machine (they last
-    minutes) then hits every implementation of a round alike, and per-round ratios cancel it."""
+    minutes) then hits every implementation of a round alike, and per-round ratios cancel it. With
+    `wait_quiet_s`, each round first waits (that long at most) for the rest of the machine to be idle."""
     runs = {impl: [] for impl in impls}
     for _ in range(rounds):
+        if wait_quiet_s:
+            wait_until_quiet(wait_quiet_s)
         for impl in impls:
             runs[impl].append(run(impl))
     return runs
@@ -86,9 +102,20 @@ def combine(runs: list[dict]) -> dict:
             "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
-def speedups(slower: list[dict], ours: list[dict]) -> list[float]:
-    """Per round: the other implementation's median step over ours (two runs next to each other in time)."""
-    return [round(o["step_s_median"] / u["step_s_median"], 3) for o, u in zip(slower, ours)]
+def speedups(other: list[dict], ours: list[dict]) -> dict:
+    """The other implementation's median step over ours: per round (runs next to each other in time), their
+    median, and the median over the quiet rounds only (no run of the round disturbed)."""
+    per_round = [round(o["step_s_median"] / u["step_s_median"], 3) for o, u in zip(other, ours)]
+    quiet = [r for r, o, u in zip(per_round, other, ours) if max(o["others_cpu_share"], u["others_cpu_share"])
+             <= DISTURBED]
+    return {"per_round": per_round, "median": statistics.median(per_round),
+            "quiet_median": statistics.median(quiet) if quiet else None}
+
+
+def quiet_rounds(runs: dict[str, list[dict]]) -> list[int]:
+    """The rounds (from 0) in which no run was disturbed by other processes."""
+    return [i for i, records in enumerate(zip(*runs.values()))
+            if all(record["others_cpu_share"] <= DISTURBED for record in records)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -56,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each round, wait up to this long for the rest of the machine to be idle")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
@@ -252,7 +253,7 @@ def main(argv=None) -> None:
         return
     impls = ["official", "ours"] if args.official_src else ["ours"]
     runs = common.alternate(impls, args.rounds if args.official_src else 1,
-                            lambda impl: common.run_child(__file__, argv, impl, args.allocator))
+                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet)
     ours = common.combine(runs["ours"])
     if not args.official_src:
         print(json.dumps(ours))
@@ -260,7 +261,7 @@ def main(argv=None) -> None:
     official = common.combine(runs["official"])
     print(json.dumps(official))
     # the median over rounds of the per-round speed-ups: pooling all steps would mix fast and slow spells
-    round_speedups = common.speedups(runs["official"], runs["ours"])
+    speedup = common.speedups(runs["official"], runs["ours"])
     print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
                       "official_peak_rss_mb": official["peak_rss_mb"],
                       # page faults and kernel time per round: how much of the official step goes to memory the OS
@@ -270,8 +271,8 @@ def main(argv=None) -> None:
                                   "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3),
                                   "others_cpu_share": [o["others_cpu_share"], u["others_cpu_share"]]}
                                  for o, u in zip(runs["official"], runs["ours"])],
-                      "speedup_per_round": round_speedups,
-                      "speedup_vs_official": statistics.median(round_speedups),
+                      "speedup_per_round": speedup["per_round"], "speedup_vs_official": speedup["median"],
+                      "quiet_rounds": common.quiet_rounds(runs), "speedup_vs_official_quiet": speedup["quiet_median"],
                       "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}))
 
 
