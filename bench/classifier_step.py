@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="alternate the implementations this many times (per-round ratios cancel drift)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each round, wait up to this long for the rest of the machine to be idle")
+    p.add_argument("--extra-rounds", type=int, default=0,
+                   help="run up to this many more rounds while fewer than --rounds were quiet (all are reported)")
     p.add_argument("--impl", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.batch = args.batch or DEFAULT_BATCH[args.mode]
@@ -208,7 +210,8 @@ def main(argv=None) -> None:
         print(json.dumps(run_one(args)))
         return
     runs = common.alternate(args.impls, args.rounds,
-                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet)
+                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet,
+                            args.extra_rounds)
     for impl in args.impls[1:]:
         print(json.dumps(common.combine(runs[impl])))
     print(json.dumps(summary(runs)))

@@ -79,13 +79,19 @@ def wait_until_quiet(max_wait_s: float, window_s: float = 10.0) -> None:
             return
 
 
-def alternate(impls: list[str], rounds: int, run: Callable[[str], dict],
-              wait_quiet_s: float = 0.0) -> dict[str, list[dict]]:
+def alternate(impls: list[str], rounds: int, run: Callable[[str], dict], wait_quiet_s: float = 0.0,
+              extra_rounds: int = 0) -> dict[str, list[dict]]:
     """`run(impl)` for every implementation, `rounds` times in turn: a slow spell of the machine (they last
-    minutes) then hits every implementation of a round alike, and per-round ratios cancel it. With
-    `wait_quiet_s`, each round first waits (that long at most) for the rest of the machine to be idle."""
+    minutes) then hits every implementation of a round alike, and per-round ratios cancel it.
+
+    With `wait_quiet_s`, each round first waits (that long at most) for the rest of the machine to be idle.
+    A round that other processes disturbed anyway is kept, and up to `extra_rounds` more rounds run until
+    `rounds` of them were quiet.
+    """
     runs = {impl: [] for impl in impls}
-    for _ in range(rounds):
+    for _ in range(rounds + extra_rounds):
+        if len(quiet_rounds(runs)) >= rounds:
+            break
         if wait_quiet_s:
             wait_until_quiet(wait_quiet_s)
         for impl in impls:

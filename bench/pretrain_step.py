@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each round, wait up to this long for the rest of the machine to be idle")
+    p.add_argument("--extra-rounds", type=int, default=0,
+                   help="with --official-src: run up to this many more rounds while fewer than --rounds were quiet "
+                        "(all are reported)")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
@@ -253,7 +256,8 @@ def main(argv=None) -> None:
         return
     impls = ["official", "ours"] if args.official_src else ["ours"]
     runs = common.alternate(impls, args.rounds if args.official_src else 1,
-                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet)
+                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet,
+                            args.extra_rounds if args.official_src else 0)
     ours = common.combine(runs["ours"])
     if not args.official_src:
         print(json.dumps(ours))

@@ -30,3 +30,10 @@ def test_combine_pools_the_steps_and_keeps_the_highest_peak():
     combined = common.combine(runs)
     assert combined["step_s_median"] == 2.0 and combined["step_s_all"] == [1.0, 3.0, 2.0]
     assert combined["peak_rss_mb"] == 1200.0
+
+
+def test_disturbed_rounds_are_kept_and_made_up_for_by_extra_rounds():
+    shares = iter([0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # the first round's second run is disturbed
+    runs = common.alternate(["other", "ours"], 2, lambda impl: record(1.0, next(shares)), extra_rounds=5)
+    assert [len(r) for r in runs.values()] == [3, 3] and common.quiet_rounds(runs) == [1, 2]
+    assert len(common.alternate(["ours"], 2, lambda impl: record(1.0, 0.5), extra_rounds=1)["ours"]) == 3
