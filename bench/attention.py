@@ -1,6 +1,6 @@
 """Fused attention (F.scaled_dot_product_attention) against the official explicit softmax(q·kᵀ)·v, forward +
 backward, at the shapes of a VideoMAE V2 pretraining step (batch 4, 16x224: encoder 160 tokens, decoder
-160 + 784 tokens).
+160 + 784 tokens) and of a ViT-B fine-tuning step (batch 2, all 1568 tokens).
 
     python bench/attention.py --threads 2
 
@@ -21,6 +21,7 @@ SHAPES = {  # (batch, heads, tokens, head_dim)
     "vit_b_encoder": (4, 12, 160, 64),
     "vit_b_decoder": (4, 6, 944, 64),
     "vit_s_decoder": (4, 3, 944, 64),
+    "vit_b_finetune": (2, 12, 1568, 64),
 }
 
 

@@ -16,23 +16,14 @@ object with at least `step_s_median` and `peak_rss_mb` (and the ratios when the 
 from __future__ import annotations
 
 import argparse
-import ctypes.util
 import json
-import os
-import resource
-import statistics
-import subprocess
 import sys
-import time
-import types
 from pathlib import Path
 
+import common
 import torch
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
-
-# C allocators other than glibc's, preloaded into both implementations' processes: library, apt package.
-PRELOADED = {"jemalloc": ("jemalloc", "libjemalloc2"), "tcmalloc": ("tcmalloc_minimal", "libtcmalloc-minimal4")}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ac", choices=["none", "selective", "full"], default="none",
                    help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
                         "has only full checkpointing (with_cp), which it gets for full")
-    p.add_argument("--allocator", choices=["glibc", *PRELOADED], default="glibc",
+    p.add_argument("--allocator", choices=common.ALLOCATORS, default="glibc",
                    help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD")
     p.add_argument("--count-saved", action="store_true",
                    help="also count the tensors one step keeps for backward (one more step, eager only)")
@@ -64,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --official-src: alternate the two implementations this many times (cancels drift)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each round, wait up to this long for the rest of the machine to be idle")
+    p.add_argument("--extra-rounds", type=int, default=0,
+                   help="with --official-src: run up to this many more rounds while fewer than --rounds were quiet "
+                        "(all are reported)")
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
@@ -95,36 +91,11 @@ def build_ours(args, fused_attn: bool = True):
     return model, step, cfg
 
 
-def _install_timm_stand_in() -> None:
-    """The official model files import four helpers from timm 0.4.12; provide them without timm."""
-    def drop_path(x, drop_prob=0.0, training=False):
-        if drop_prob == 0.0 or not training:
-            return x
-        keep = 1 - drop_prob
-        return x.div(keep) * x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-
-    layers = types.ModuleType("timm.models.layers")
-    layers.drop_path = drop_path
-    layers.to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
-    layers.trunc_normal_ = torch.nn.init.trunc_normal_
-    registry = types.ModuleType("timm.models.registry")
-    registry.register_model = lambda fn: fn
-    models = types.ModuleType("timm.models")
-    models.layers, models.registry = layers, registry
-    timm = types.ModuleType("timm")
-    timm.models = models
-    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers,
-                        "timm.models.registry": registry})
-
-
 def build_official(args):
     """The official model classes, with the official engine's target and loss code path (reference §3.4)."""
-    _install_timm_stand_in()
-    sys.path.insert(0, str(args.official_src))
-    import models.modeling_pretrain as official  # noqa: PLC0415  (from the official checkout)
-
     from videomae.models.config import get_config
 
+    official = common.import_official(args.official_src, "modeling_pretrain")
     cfg = get_config(args.model)
     model = getattr(official, args.model)(decoder_depth=cfg.decoder_depth, with_cp=args.ac == "full")
     model = model.to(args.device)
@@ -156,34 +127,13 @@ def build_official(args):
 # --------------------------------------------------------------------------------------------------
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float = 0.05):
-    """The official run's grouping: no decay for 1-D tensors, biases and mask_token."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 or name.endswith(".bias") or name == "mask_token" else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def make_optimizer(model, impl: str) -> torch.optim.Optimizer:
     if impl == "official":  # torch.optim.AdamW with its defaults, as the official optimizer factory
-        return torch.optim.AdamW(param_groups(model), lr=1e-4, betas=(0.9, 0.95))
+        return torch.optim.AdamW(common.param_groups(model), lr=1e-4, betas=(0.9, 0.95))
     from videomae.training.config import OptimConfig
     from videomae.training.optim import build_optimizer
 
     return build_optimizer(model, OptimConfig(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05))  # as the engine
-
-
-def peak_memory_mb(device: str) -> dict:
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if device.startswith("cuda"):
-        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
-
-
-def _synchronized_time(device: str) -> float:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter()
 
 
 def make_masks(args, cfg, batch: int, generator: torch.Generator):
@@ -214,7 +164,7 @@ def model_flops_per_step(args) -> float:
 
 
 def prepare(args, impl: str):
-    """Build one implementation; return its config and a function that runs one full step -> (seconds, loss)."""
+    """Build one implementation; return a function that runs one full step -> loss."""
     torch.manual_seed(0)
     model, step, cfg = (build_official if impl == "official" else build_ours)(args)
     model.train()
@@ -223,8 +173,7 @@ def prepare(args, impl: str):
     video = torch.randn(args.batch, 3, cfg.num_frames, *cfg.image_hw, device=args.device)
     generator = torch.Generator(device=args.device).manual_seed(0)  # the same masks for both implementations
 
-    def timed_step(before_backward=lambda: None):
-        start = _synchronized_time(args.device)
+    def run_step(before_backward=lambda: None):
         encoder_mask, decoder_mask = make_masks(args, cfg, args.batch, generator)
         with autocast:
             loss = step(video, encoder_mask, decoder_mask)
@@ -232,13 +181,12 @@ def prepare(args, impl: str):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = float(loss.detach())
-        return _synchronized_time(args.device) - start, loss
+        return float(loss.detach())
 
-    return timed_step
+    return run_step
 
 
-def saved_for_backward_mb(timed_step) -> float:
+def saved_for_backward_mb(run_step) -> float:
     """MB of the tensors one step's forward and loss create that are still alive when backward starts: what
     autograd keeps for backward (with activation checkpointing: what the checkpoints keep), and the loss.
 
@@ -269,7 +217,7 @@ def saved_for_backward_mb(timed_step) -> float:
 
     counted = []
     with NewStorages() as counter:
-        timed_step(before_backward=lambda: counted.append(counter.alive_bytes()))
+        run_step(before_backward=lambda: counted.append(counter.alive_bytes()))
     return counted[0] / 2**20
 
 
@@ -277,71 +225,27 @@ def _dtype(args) -> str:
     return args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
 
 
-def preload_env(allocator: str) -> dict:
-    """The environment for a child process that runs under `allocator` (LD_PRELOAD of its library)."""
-    env = dict(os.environ)
-    if allocator == "glibc":
-        return env
-    library, package = PRELOADED[allocator]
-    soname = ctypes.util.find_library(library)  # e.g. libjemalloc.so.2, from the ldconfig cache
-    if soname is None:
-        raise SystemExit(f"{allocator} is not installed: apt-get install {package}")
-    env["LD_PRELOAD"] = " ".join(filter(None, [soname, env.get("LD_PRELOAD")]))
-    return env
-
-
-def is_loaded(allocator: str) -> bool:
-    """Whether this process has the allocator's library mapped (Linux)."""
-    with open("/proc/self/maps") as maps:
-        return f"lib{PRELOADED[allocator][0]}.so" in maps.read()
-
-
 def run_one(args) -> dict:
     """Time one implementation alone in this process (its peak memory is its own)."""
-    if args.allocator != "glibc" and not is_loaded(args.allocator):
-        raise SystemExit(f"the {args.impl} run does not have {args.allocator} loaded: LD_PRELOAD did not take")
+    common.require_allocator(args.allocator, args.impl)
     torch.set_num_threads(args.threads)
-    timed_step = prepare(args, args.impl)
-    for _ in range(args.warmup):
-        timed_step()
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    times, losses = zip(*(timed_step() for _ in range(args.steps)))
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    run_step = prepare(args, args.impl)
+    timing, loss = common.time_steps(run_step, args.warmup, args.steps, args.device)
     if args.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            timed_step()
+            run_step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     record = {"impl": args.impl, "model": args.model, "batch": args.batch,
               "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-              "dtype": _dtype(args), "allocator": args.allocator, "ac": args.ac,
-              "step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
-              "loss_last": losses[-1], **peak_memory_mb(args.device),
-              # the cost of memory the OS hands out afresh: page faults and kernel CPU time per timed step
-              "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
-              "kernel_s_per_step": (after.ru_stime - before.ru_stime) / args.steps}
+              "dtype": _dtype(args), "allocator": args.allocator, "ac": args.ac, **timing,
+              "loss_last": loss, **common.peak_memory_mb(args.device)}
     if args.count_saved:  # after the peak memory is read: the counted step holds extra references
-        record["saved_for_backward_mb"] = saved_for_backward_mb(timed_step)
+        record["saved_for_backward_mb"] = saved_for_backward_mb(run_step)
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
         tflop = model_flops_per_step(args) / 1e12
         achieved = tflop / record["step_s_median"]
         record.update(model_tflop_per_step=tflop, achieved_tflops=achieved, mfu=achieved / args.peak_tflops)
     return record
-
-
-def run_in_subprocess(impl: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, __file__, *argv, "--impl", impl]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=preload_env(parse_args(argv).allocator))
-    sys.stderr.write(done.stderr)
-    if done.returncode:
-        raise SystemExit(f"{impl} run failed ({done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def combine(runs: list[dict]) -> dict:
-    """One record for several runs of the same implementation: median over all steps, max of the peaks."""
-    steps = [t for run in runs for t in run["step_s_all"]]
-    return {**runs[0], "step_s_median": statistics.median(steps), "step_s_all": steps,
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
 def main(argv=None) -> None:
@@ -350,28 +254,29 @@ def main(argv=None) -> None:
     if args.impl:  # a child process: time one implementation
         print(json.dumps(run_one(args)))
         return
+    impls = ["official", "ours"] if args.official_src else ["ours"]
+    runs = common.alternate(impls, args.rounds if args.official_src else 1,
+                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet,
+                            args.extra_rounds if args.official_src else 0)
+    ours = common.combine(runs["ours"])
     if not args.official_src:
-        print(json.dumps(run_in_subprocess("ours", argv)))
+        print(json.dumps(ours))
         return
-    runs = {"official": [], "ours": []}
-    for _ in range(args.rounds):  # alternate, so a slow spell of the machine hits both
-        for impl in runs:
-            runs[impl].append(run_in_subprocess(impl, argv))
-    official, ours = combine(runs["official"]), combine(runs["ours"])
+    official = common.combine(runs["official"])
     print(json.dumps(official))
-    # the speed-up of each round (two runs next to each other in time), then the median over rounds: the
-    # machine's slow spells drift over minutes, so pooling all steps would mix fast and slow spells
-    round_speedups = [o["step_s_median"] / u["step_s_median"] for o, u in zip(runs["official"], runs["ours"])]
+    # the median over rounds of the per-round speed-ups: pooling all steps would mix fast and slow spells
+    speedup = common.speedups(runs["official"], runs["ours"])
     print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
                       "official_peak_rss_mb": official["peak_rss_mb"],
                       # page faults and kernel time per round: how much of the official step goes to memory the OS
-                      # hands out afresh
+                      # hands out afresh; others_cpu_share: how busy the rest of the machine was meanwhile
                       "rounds": [{"official_s": o["step_s_median"], "ours_s": u["step_s_median"],
                                   "official_page_faults_per_step": o["page_faults_per_step"],
-                                  "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3)}
+                                  "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3),
+                                  "others_cpu_share": [o["others_cpu_share"], u["others_cpu_share"]]}
                                  for o, u in zip(runs["official"], runs["ours"])],
-                      "speedup_per_round": [round(r, 3) for r in round_speedups],
-                      "speedup_vs_official": statistics.median(round_speedups),
+                      "speedup_per_round": speedup["per_round"], "speedup_vs_official": speedup["median"],
+                      "quiet_rounds": common.quiet_rounds(runs), "speedup_vs_official_quiet": speedup["quiet_median"],
                       "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}))
 
 

@@ -7,7 +7,6 @@ Only our side: the official model code is not vendored, so `--official-src` cann
 from __future__ import annotations
 
 import ctypes.util
-import importlib.util
 import json
 import math
 import subprocess
@@ -17,7 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pretrain_step.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+SCRIPT = BENCH / "pretrain_step.py"
+sys.path.insert(0, str(BENCH))  # as `python bench/pretrain_step.py` has it: the scripts import `common`
+
+import common  # noqa: E402
+import pretrain_step  # noqa: E402
 
 
 def vit_s_step_flops(
@@ -71,6 +75,7 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert record["peak_rss_mb"] > 100  # a ViT-S with AdamW state cannot fit in less
     assert math.isfinite(record["loss_last"])
     assert record["page_faults_per_step"] >= 0 and record["kernel_s_per_step"] >= 0
+    assert 0 <= record["others_cpu_share"] <= 1
     assert record["allocator"] == "glibc" and record["ac"] == "none"
     assert 10 < record["saved_for_backward_mb"] < record["peak_rss_mb"]
     assert record["model_tflop_per_step"] == vit_s_step_flops() / 1e12  # the last decoder block: predicted rows
@@ -78,27 +83,16 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert math.isclose(record["mfu"], record["achieved_tflops"] / 0.5)
 
 
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("pretrain_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_missing_allocator_stops_with_the_package_to_install(monkeypatch):
-    bench = _bench_module()
-    monkeypatch.setattr(bench.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(common.ctypes.util, "find_library", lambda name: None)
     with pytest.raises(SystemExit, match="^tcmalloc is not installed: apt-get install libtcmalloc-minimal4$"):
-        bench.preload_env("tcmalloc")
+        common.preload_env("tcmalloc")
 
 
 @pytest.mark.skipif(ctypes.util.find_library("jemalloc") is None, reason="apt-get install libjemalloc2")
 def test_the_allocator_is_preloaded_into_the_child_process():
-    env = _bench_module().preload_env("jemalloc")
-    code = (
-        f"import importlib.util as u; s = u.spec_from_file_location('b', {str(SCRIPT)!r}); "
-        "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.is_loaded('jemalloc'))"
-    )
+    env = common.preload_env("jemalloc")
+    code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); import common; print(common.is_loaded('jemalloc'))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
 
@@ -130,4 +124,4 @@ def test_the_saved_bytes_are_what_each_checkpointing_mode_keeps(mode):
 
     row = 2 * 10 * 32 * 4  # bytes of one (B, N, D) activation
     expected = row if mode == "full" else (3 + 1 + 1 + 4 + 1) * row + 2 * 4 * 10 * 4
-    assert _bench_module().saved_for_backward_mb(step) * 2**20 == expected
+    assert pretrain_step.saved_for_backward_mb(step) * 2**20 == expected
