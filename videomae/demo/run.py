@@ -530,7 +530,7 @@ def write_report(path: str, results: dict) -> None:
         f"- model: ViT with embed {r['config']['arch']['embed_dim']}, depth {r['config']['arch']['depth']}, "
         f"{r['config']['arch']['num_frames']}x{r['config']['arch']['img_size']}x{r['config']['arch']['img_size']} "
         f"input, patch {r['config']['arch']['patch_size']}, tubelet {r['config']['arch']['tubelet_size']}",
-        f"- pretraining: tube mask {r['config']['mask_ratio']}, running-cell decoder mask "
+        f"- pretraining: tube mask {r['config']['mask_ratio']}, {r['config']['decoder_mask_type']} decoder mask "
         f"{r['config']['decoder_mask_ratio']}, {r['config']['pretrain']['epochs']} epochs",
         f"- fine-tuning (both models, same recipe and number of steps): {r['config']['finetune']['epochs']} epochs; "
         f"layer decay {r['config']['finetune']['optim']['layer_decay']} for the pretrained model, "
@@ -541,6 +541,15 @@ def write_report(path: str, results: dict) -> None:
         "|---|---|",
         f"| pretrained (VideoMAE V2) + fine-tuned | {r['accuracy_pretrained']:.1f} |",
         f"| same model from scratch | {r['accuracy_scratch']:.1f} |",
+        "",
+        "Accuracy per class (% of its test clips):",
+        "",
+        "| class | pretrained | from scratch |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {pretrained:.1f} | {scratch:.1f} |"
+            for name, pretrained, scratch in zip(r["class_names"], r["per_class_pretrained"], r["per_class_scratch"])
+        ),
         "",
         f"Gain from pretraining: {r['gain']:+.1f} points. Wall time {r['seconds']['total']:.0f} s "
         f"(data {r['seconds']['data']:.0f}, pretraining {r['seconds']['pretrain']:.0f}, fine-tuning "
