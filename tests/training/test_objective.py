@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from videomae.masking import make_mask
+from videomae.masking import make_mask, mask_indices
 from videomae.training.objective import pixel_targets, pretraining_loss, reconstruction_loss
+from videomae.training.stages import loss_token_count, reconstruction_objective
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
@@ -88,3 +90,26 @@ def test_loss_gradient_is_the_weighted_error():
     expected = 2 * weight[..., None] * (predictions.detach() - targets) / (12 * weight.sum())
     torch.testing.assert_close(predictions.grad, expected)
     assert predictions.grad[0, 1].abs().max() == 0
+
+
+def test_the_loss_on_all_decoded_tokens_also_counts_those_the_encoder_saw():
+    """`loss_on_all_decoded`: the mean error over every decoded token; the default: over the hidden ones only."""
+    video = torch.randn(2, 3, 4, 16, 16)  # 2x2x2 = 8 tokens
+    generator = torch.Generator().manual_seed(0)
+    encoder_mask = make_mask("tube", 2, (2, 2, 2), 0.5, generator=generator)
+    decoder_mask = make_mask("running_cell", 2, (2, 2, 2), 0.5, generator=generator)
+    batch = {"video": video, **mask_indices(encoder_mask, decoder_mask)}
+    predictions = torch.randn(2, 4, 384)
+
+    def model(video, visible_idx, predicted_idx):
+        return predictions
+
+    targets = torch.gather(official_targets(video, 8, True), 1, batch["predicted_idx"][..., None].expand(-1, -1, 384))
+    errors = (predictions - targets).pow(2).mean(dim=-1)  # (2, 4): every decoded token
+    hidden = batch["loss_weight"]
+    assert 0 < int(hidden.sum()) < hidden.numel()  # some decoded tokens were visible to the encoder
+    rng = np.random.default_rng(0)
+    for all_decoded, weight in ((False, hidden), (True, torch.ones_like(hidden))):
+        loss = reconstruction_objective(2, 8, True, all_decoded)(model, batch, rng)
+        torch.testing.assert_close(loss, (errors * weight).sum() / weight.sum())
+        assert int(loss_token_count(all_decoded)(batch)) == int(weight.sum())

@@ -161,6 +161,8 @@ class TrainConfig:
         compile: `torch.compile` every block.
         ema_decay: model EMA decay; 0 = no EMA.
         normalize_target: per-patch normalized pixel targets (pretraining).
+        loss_on_all_decoded: the pretraining loss also counts the decoded tokens the encoder saw (the paper's
+            Table 1 ablation "running cell, loss on all decoder outputs"); false = only hidden ones (official).
         val_every: validate every this many epochs (single centre clip); 0 = never.
         test_at_end: multi-view test after training (fine-tuning stages).
         max_nonfinite: this many non-finite losses in a row stop the run.
@@ -192,6 +194,7 @@ class TrainConfig:
     compile: bool = False
     ema_decay: float = 0.0
     normalize_target: bool = True
+    loss_on_all_decoded: bool = False
     val_every: int = 1
     test_at_end: bool = True
     max_nonfinite: int = 5

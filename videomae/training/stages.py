@@ -59,6 +59,16 @@ def count_loss_tokens(batch: dict) -> torch.Tensor:
     return batch["loss_weight"].sum()
 
 
+def count_decoded_tokens(batch: dict) -> int:
+    """Tokens the pretraining loss averages over with `loss_on_all_decoded`: every one the decoder reconstructs."""
+    return batch["predicted_idx"].numel()
+
+
+def loss_token_count(all_decoded: bool) -> CountFn:
+    """The count that goes with `reconstruction_objective(..., all_decoded)`."""
+    return count_decoded_tokens if all_decoded else count_loss_tokens
+
+
 def model_args(cfg: TrainConfig, num_classes: int | None = None) -> dict:
     """Architecture overrides: the recipe's `model_args`, sized by the data (frames, crop)."""
     args = dict(cfg.model_args, img_size=cfg.data.input_size, num_frames=cfg.data.num_frames)
@@ -77,13 +87,15 @@ def data_for(model: nn.Module, cfg: TrainConfig) -> DataConfig:
 # ----------------------------------------------------------------------------------------------------
 
 
-def reconstruction_objective(tubelet: int, patch: int, normalize: bool) -> LossFn:
+def reconstruction_objective(tubelet: int, patch: int, normalize: bool, all_decoded: bool = False) -> LossFn:
+    """The pretraining loss over the decoded tokens hidden from the encoder (official); with `all_decoded`, over
+    every decoded token, also those the encoder saw (`TrainConfig.loss_on_all_decoded`)."""
+
     def loss(model: nn.Module, batch: dict, rng: np.random.Generator) -> torch.Tensor:
         video = batch["video"]
         predictions = model(video, visible_idx=batch["visible_idx"], predicted_idx=batch["predicted_idx"])
-        return indexed_pretraining_loss(
-            predictions, video, batch["predicted_idx"], batch["loss_weight"], tubelet, patch, normalize
-        )
+        weight = torch.ones_like(batch["loss_weight"]) if all_decoded else batch["loss_weight"]
+        return indexed_pretraining_loss(predictions, video, batch["predicted_idx"], weight, tubelet, patch, normalize)
 
     return loss
 
@@ -153,8 +165,9 @@ def build_pretrain(cfg: TrainConfig, device: torch.device, report_dir: str | Non
     model = create_model(cfg.model, pretrained=cfg.pretrained, **model_args(cfg))
     data = data_for(model, cfg)
     train = build_dataset(data, "pretrain", "train", seed=cfg.seed, report_dir=report_dir)
-    loss = reconstruction_objective(data.tubelet_size, data.patch_size, cfg.normalize_target)
-    return Task(model, data, train, None, None, loss, count_loss_tokens)
+    all_decoded = cfg.loss_on_all_decoded
+    loss = reconstruction_objective(data.tubelet_size, data.patch_size, cfg.normalize_target, all_decoded)
+    return Task(model, data, train, None, None, loss, loss_token_count(all_decoded))
 
 
 def _labelled_sets(cfg: TrainConfig, report_dir: str | None, train: bool):
