@@ -49,8 +49,17 @@ def main() -> None:
     for name, shape in SHAPES.items():
         fused = time_forward_backward(F.scaled_dot_product_attention, shape, args.repeats)
         explicit = time_forward_backward(explicit_attention, shape, args.repeats)
-        print(json.dumps({"shape": name, "bhnd": shape, "fused_ms": round(fused, 1),
-                          "explicit_ms": round(explicit, 1), "speedup": round(explicit / fused, 2)}))
+        print(
+            json.dumps(
+                {
+                    "shape": name,
+                    "bhnd": shape,
+                    "fused_ms": round(fused, 1),
+                    "explicit_ms": round(explicit, 1),
+                    "speedup": round(explicit / fused, 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

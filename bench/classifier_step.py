@@ -42,21 +42,51 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps, after --warmup untimed ones")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--ac", choices=["none", "selective", "full"], default="selective",
-                   help="our activation checkpointing (the engine's default: selective); the others checkpoint "
-                        "every block for full only")
-    p.add_argument("--allocator", choices=common.ALLOCATORS, default="glibc",
-                   help="the C allocator of every process: glibc's, or jemalloc or tcmalloc through LD_PRELOAD")
-    p.add_argument("--impls", nargs="+", choices=IMPLS, default=["ours"],
-                   help="implementations to time side by side (ours is always among them)")
-    p.add_argument("--official-src", type=Path, default=None,
-                   help="a checkout of the official VideoMAEv2 repo (needed for --impls official)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="alternate the implementations this many times (per-round ratios cancel drift)")
-    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                   help="before each round, wait up to this long for the rest of the machine to be idle")
-    p.add_argument("--extra-rounds", type=int, default=0,
-                   help="run up to this many more rounds while fewer than --rounds were quiet (all are reported)")
+    p.add_argument(
+        "--ac",
+        choices=["none", "selective", "full"],
+        default="selective",
+        help="our activation checkpointing (the engine's default: selective); the others checkpoint "
+        "every block for full only",
+    )
+    p.add_argument(
+        "--allocator",
+        choices=common.ALLOCATORS,
+        default="glibc",
+        help="the C allocator of every process: glibc's, or jemalloc or tcmalloc through LD_PRELOAD",
+    )
+    p.add_argument(
+        "--impls",
+        nargs="+",
+        choices=IMPLS,
+        default=["ours"],
+        help="implementations to time side by side (ours is always among them)",
+    )
+    p.add_argument(
+        "--official-src",
+        type=Path,
+        default=None,
+        help="a checkout of the official VideoMAEv2 repo (needed for --impls official)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the implementations this many times (per-round ratios cancel drift)",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each round, wait up to this long for the rest of the machine to be idle",
+    )
+    p.add_argument(
+        "--extra-rounds",
+        type=int,
+        default=0,
+        help="run up to this many more rounds while fewer than --rounds were quiet (all are reported)",
+    )
     p.add_argument("--impl", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.batch = args.batch or DEFAULT_BATCH[args.mode]
@@ -83,8 +113,7 @@ def build_ours(args):
     from videomae.training.optim import build_optimizer
     from videomae.training.parallelize import apply_activation_checkpointing
 
-    model = create_model(args.model, img_size=args.img_size, num_frames=args.num_frames,
-                         num_classes=args.num_classes)
+    model = create_model(args.model, img_size=args.img_size, num_frames=args.num_frames, num_classes=args.num_classes)
     apply_activation_checkpointing(model, args.ac)
     # the fine-tuning recipes' optimizer (videomae/recipes/_finetune_base.toml)
     optim = OptimConfig(lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05, layer_decay=0.75)
@@ -94,8 +123,13 @@ def build_ours(args):
 def build_official(args):
     official = common.import_official(args.official_src, "modeling_finetune")
     # as run_class_finetuning.py builds it (use_mean_pooling keeps its default, True)
-    model = getattr(official, args.model)(img_size=args.img_size, all_frames=args.num_frames,
-                                          num_classes=args.num_classes, init_scale=0.001, with_cp=args.ac == "full")
+    model = getattr(official, args.model)(
+        img_size=args.img_size,
+        all_frames=args.num_frames,
+        num_classes=args.num_classes,
+        init_scale=0.001,
+        with_cp=args.ac == "full",
+    )
     # optim_factory.create_optimizer: torch.optim.AdamW (no foreach, no fused on the CPU) over its param groups
     return model, model, lambda: torch.optim.AdamW(common.param_groups(model), lr=1e-3, betas=(0.9, 0.999))
 
@@ -177,29 +211,48 @@ def run_one(args) -> dict:
     common.require_allocator(args.allocator, args.impl)
     torch.set_num_threads(args.threads)
     timing, result = common.time_steps(prepare(args, args.impl), args.warmup, args.steps)
-    return {"impl": args.impl, "mode": args.mode, "model": args.model, "batch": args.batch,
-            "clip": [args.num_frames, args.img_size, args.img_size], "threads": args.threads,
-            "allocator": args.allocator, "ac": checkpointing(args, args.impl), **timing,
-            # the loss of the last step, or the mean |logit| of the last inference: a sanity check, not a comparison
-            ("loss_last" if args.mode == "train" else "logits_abs_mean"): result,
-            **common.peak_memory_mb("cpu")}
+    return {
+        "impl": args.impl,
+        "mode": args.mode,
+        "model": args.model,
+        "batch": args.batch,
+        "clip": [args.num_frames, args.img_size, args.img_size],
+        "threads": args.threads,
+        "allocator": args.allocator,
+        "ac": checkpointing(args, args.impl),
+        **timing,
+        # the loss of the last step, or the mean |logit| of the last inference: a sanity check, not a comparison
+        ("loss_last" if args.mode == "train" else "logits_abs_mean"): result,
+        **common.peak_memory_mb("cpu"),
+    }
 
 
 def summary(runs: dict[str, list[dict]]) -> dict:
     """Ours, with each other implementation's figures and its ratios to ours (speed-up: median over rounds)."""
     ours = common.combine(runs["ours"])
     # every round's medians, and how busy the rest of the machine was during each run
-    rounds = [{impl: {key: record[key] for key in ("step_s_median", "others_cpu_share")}
-               for impl, record in zip(runs, records)} for records in zip(*runs.values())]
+    rounds = [
+        {
+            impl: {key: record[key] for key in ("step_s_median", "others_cpu_share")}
+            for impl, record in zip(runs, records)
+        }
+        for records in zip(*runs.values())
+    ]
     out = {**ours, "rounds": rounds, "quiet_rounds": common.quiet_rounds(runs)}
     for impl, run in runs.items():
         if impl == "ours":
             continue
         other, speedup = common.combine(run), common.speedups(run, runs["ours"])
-        out.update({f"{impl}_step_s_median": other["step_s_median"], f"{impl}_peak_rss_mb": other["peak_rss_mb"],
-                    f"speedup_per_round_vs_{impl}": speedup["per_round"], f"speedup_vs_{impl}": speedup["median"],
-                    f"speedup_vs_{impl}_quiet": speedup["quiet_median"],
-                    f"memory_ratio_vs_{impl}": ours["peak_rss_mb"] / other["peak_rss_mb"]})
+        out.update(
+            {
+                f"{impl}_step_s_median": other["step_s_median"],
+                f"{impl}_peak_rss_mb": other["peak_rss_mb"],
+                f"speedup_per_round_vs_{impl}": speedup["per_round"],
+                f"speedup_vs_{impl}": speedup["median"],
+                f"speedup_vs_{impl}_quiet": speedup["quiet_median"],
+                f"memory_ratio_vs_{impl}": ours["peak_rss_mb"] / other["peak_rss_mb"],
+            }
+        )
     return out
 
 
@@ -209,9 +262,13 @@ def main(argv=None) -> None:
     if args.impl:  # a child process: time one implementation
         print(json.dumps(run_one(args)))
         return
-    runs = common.alternate(args.impls, args.rounds,
-                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet,
-                            args.extra_rounds)
+    runs = common.alternate(
+        args.impls,
+        args.rounds,
+        lambda impl: common.run_child(__file__, argv, impl, args.allocator),
+        args.wait_quiet,
+        args.extra_rounds,
+    )
     for impl in args.impls[1:]:
         print(json.dumps(common.combine(runs[impl])))
     print(json.dumps(summary(runs)))

@@ -79,8 +79,9 @@ def wait_until_quiet(max_wait_s: float, window_s: float = 10.0) -> None:
             return
 
 
-def alternate(impls: list[str], rounds: int, run: Callable[[str], dict], wait_quiet_s: float = 0.0,
-              extra_rounds: int = 0) -> dict[str, list[dict]]:
+def alternate(
+    impls: list[str], rounds: int, run: Callable[[str], dict], wait_quiet_s: float = 0.0, extra_rounds: int = 0
+) -> dict[str, list[dict]]:
     """`run(impl)` for every implementation, `rounds` times in turn: a slow spell of the machine (they last
     minutes) then hits every implementation of a round alike, and per-round ratios cancel it.
 
@@ -104,24 +105,35 @@ def combine(runs: list[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]  # its median from the unrounded times
     steps = [t for run in runs for t in run["step_s_all"]]
-    return {**runs[0], "step_s_median": statistics.median(steps), "step_s_all": steps,
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
+    return {
+        **runs[0],
+        "step_s_median": statistics.median(steps),
+        "step_s_all": steps,
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+    }
 
 
 def speedups(other: list[dict], ours: list[dict]) -> dict:
     """The other implementation's median step over ours: per round (runs next to each other in time), their
     median, and the median over the quiet rounds only (no run of the round disturbed)."""
     per_round = [round(o["step_s_median"] / u["step_s_median"], 3) for o, u in zip(other, ours)]
-    quiet = [r for r, o, u in zip(per_round, other, ours) if max(o["others_cpu_share"], u["others_cpu_share"])
-             <= DISTURBED]
-    return {"per_round": per_round, "median": statistics.median(per_round),
-            "quiet_median": statistics.median(quiet) if quiet else None}
+    quiet = [
+        r for r, o, u in zip(per_round, other, ours) if max(o["others_cpu_share"], u["others_cpu_share"]) <= DISTURBED
+    ]
+    return {
+        "per_round": per_round,
+        "median": statistics.median(per_round),
+        "quiet_median": statistics.median(quiet) if quiet else None,
+    }
 
 
 def quiet_rounds(runs: dict[str, list[dict]]) -> list[int]:
     """The rounds (from 0) in which no run was disturbed by other processes."""
-    return [i for i, records in enumerate(zip(*runs.values()))
-            if all(record["others_cpu_share"] <= DISTURBED for record in records)]
+    return [
+        i
+        for i, records in enumerate(zip(*runs.values()))
+        if all(record["others_cpu_share"] <= DISTURBED for record in records)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,10 +180,13 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int, device: str 
     after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - start
     busy = _machine_busy_s() - busy_before
     own = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"step_s_median": statistics.median(times), "step_s_all": [round(t, 3) for t in times],
-            "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
-            "kernel_s_per_step": (after.ru_stime - before.ru_stime) / steps,
-            "others_cpu_share": round(max(busy - own, 0.0) / (wall * os.cpu_count()), 3)}, result
+    return {
+        "step_s_median": statistics.median(times),
+        "step_s_all": [round(t, 3) for t in times],
+        "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+        "kernel_s_per_step": (after.ru_stime - before.ru_stime) / steps,
+        "others_cpu_share": round(max(busy - own, 0.0) / (wall * os.cpu_count()), 3),
+    }, result
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,6 +196,7 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int, device: str 
 
 def install_timm_stand_in() -> None:
     """The official model files import four helpers from timm 0.4.12; provide them without timm."""
+
     def drop_path(x, drop_prob=0.0, training=False):
         if drop_prob == 0.0 or not training:
             return x
@@ -197,8 +213,9 @@ def install_timm_stand_in() -> None:
     models.layers, models.registry = layers, registry
     timm = types.ModuleType("timm")
     timm.models = models
-    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers,
-                        "timm.models.registry": registry})
+    sys.modules.update(
+        {"timm": timm, "timm.models": models, "timm.models.layers": layers, "timm.models.registry": registry}
+    )
 
 
 def import_official(src: Path, module: str) -> types.ModuleType:

@@ -32,38 +32,78 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--decoder-mask-ratio", type=float, default=0.5)
     p.add_argument("--mask-ratio", type=float, default=0.9)
-    p.add_argument("--steps", type=int, default=16,
-                   help="timed steps (after --warmup untimed ones); our peak RSS settles after about 15 steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=16,
+        help="timed steps (after --warmup untimed ones); our peak RSS settles after about 15 steps",
+    )
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
-                   help="autocast dtype (default: fp32 on CPU, bf16 on GPU)")
-    p.add_argument("--ac", choices=["none", "selective", "full"], default="none",
-                   help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
-                        "has only full checkpointing (with_cp), which it gets for full")
-    p.add_argument("--allocator", choices=common.ALLOCATORS, default="glibc",
-                   help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD")
-    p.add_argument("--count-saved", action="store_true",
-                   help="also count the tensors one step keeps for backward (one more step, eager only)")
-    p.add_argument("--official-src", type=Path, default=None,
-                   help="a checkout of the official VideoMAEv2 repo: also time its model, side by side")
+    p.add_argument(
+        "--dtype", choices=["fp32", "bf16"], default=None, help="autocast dtype (default: fp32 on CPU, bf16 on GPU)"
+    )
+    p.add_argument(
+        "--ac",
+        choices=["none", "selective", "full"],
+        default="none",
+        help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
+        "has only full checkpointing (with_cp), which it gets for full",
+    )
+    p.add_argument(
+        "--allocator",
+        choices=common.ALLOCATORS,
+        default="glibc",
+        help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD",
+    )
+    p.add_argument(
+        "--count-saved",
+        action="store_true",
+        help="also count the tensors one step keeps for backward (one more step, eager only)",
+    )
+    p.add_argument(
+        "--official-src",
+        type=Path,
+        default=None,
+        help="a checkout of the official VideoMAEv2 repo: also time its model, side by side",
+    )
     p.add_argument("--impl", choices=["ours", "official"], default=None, help=argparse.SUPPRESS)
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile our blocks, as the engine's compile=true does")
-    p.add_argument("--official-compile", choices=["auto", "on", "off"], default="auto",
-                   help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="with --official-src: alternate the two implementations this many times (cancels drift)")
-    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                   help="before each round, wait up to this long for the rest of the machine to be idle")
-    p.add_argument("--extra-rounds", type=int, default=0,
-                   help="with --official-src: run up to this many more rounds while fewer than --rounds were quiet "
-                        "(all are reported)")
+    p.add_argument("--compile", action="store_true", help="torch.compile our blocks, as the engine's compile=true does")
+    p.add_argument(
+        "--official-compile",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --official-src: alternate the two implementations this many times (cancels drift)",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each round, wait up to this long for the rest of the machine to be idle",
+    )
+    p.add_argument(
+        "--extra-rounds",
+        type=int,
+        default=0,
+        help="with --official-src: run up to this many more rounds while fewer than --rounds were quiet "
+        "(all are reported)",
+    )
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
-                        "FLOPs per step, achieved TFLOP/s and MFU")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak for the dtype (e.g. H100/H200 SXM bf16 dense: 989): also report model "
+        "FLOPs per step, achieved TFLOP/s and MFU",
+    )
     return p.parse_args(argv)
 
 
@@ -80,8 +120,13 @@ def build_ours(args, fused_attn: bool = True):
     from videomae.training.parallelize import parallelize
 
     model = create_model(args.model, fused_attn=fused_attn)
-    model = parallelize(model, Dist(0, 1, 0, torch.device(args.device)), parallel="ddp",
-                        activation_checkpointing=args.ac, compile=args.compile)
+    model = parallelize(
+        model,
+        Dist(0, 1, 0, torch.device(args.device)),
+        parallel="ddp",
+        activation_checkpointing=args.ac,
+        compile=args.compile,
+    )
     cfg = model.config
 
     def step(video, encoder_mask, decoder_mask):
@@ -142,8 +187,11 @@ def make_masks(args, cfg, batch: int, generator: torch.Generator):
 
     grid = token_grid(cfg.num_frames, cfg.image_hw, cfg.tubelet_size, cfg.patch_size)
     encoder_mask = make_mask("tube", batch, grid, args.mask_ratio, generator=generator)
-    decoder_mask = (make_mask("running_cell", batch, grid, args.decoder_mask_ratio, generator=generator)
-                    if args.decoder_mask_ratio > 0 else None)
+    decoder_mask = (
+        make_mask("running_cell", batch, grid, args.decoder_mask_ratio, generator=generator)
+        if args.decoder_mask_ratio > 0
+        else None
+    )
     return encoder_mask, decoder_mask
 
 
@@ -235,10 +283,20 @@ def run_one(args) -> dict:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             run_step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
-    record = {"impl": args.impl, "model": args.model, "batch": args.batch,
-              "decoder_mask_ratio": args.decoder_mask_ratio, "threads": args.threads, "device": args.device,
-              "dtype": _dtype(args), "allocator": args.allocator, "ac": args.ac, **timing,
-              "loss_last": loss, **common.peak_memory_mb(args.device)}
+    record = {
+        "impl": args.impl,
+        "model": args.model,
+        "batch": args.batch,
+        "decoder_mask_ratio": args.decoder_mask_ratio,
+        "threads": args.threads,
+        "device": args.device,
+        "dtype": _dtype(args),
+        "allocator": args.allocator,
+        "ac": args.ac,
+        **timing,
+        "loss_last": loss,
+        **common.peak_memory_mb(args.device),
+    }
     if args.count_saved:  # after the peak memory is read: the counted step holds extra references
         record["saved_for_backward_mb"] = saved_for_backward_mb(run_step)
     if args.peak_tflops:  # after the peak memory is read: counting runs a step of its own
@@ -255,9 +313,13 @@ def main(argv=None) -> None:
         print(json.dumps(run_one(args)))
         return
     impls = ["official", "ours"] if args.official_src else ["ours"]
-    runs = common.alternate(impls, args.rounds if args.official_src else 1,
-                            lambda impl: common.run_child(__file__, argv, impl, args.allocator), args.wait_quiet,
-                            args.extra_rounds if args.official_src else 0)
+    runs = common.alternate(
+        impls,
+        args.rounds if args.official_src else 1,
+        lambda impl: common.run_child(__file__, argv, impl, args.allocator),
+        args.wait_quiet,
+        args.extra_rounds if args.official_src else 0,
+    )
     ours = common.combine(runs["ours"])
     if not args.official_src:
         print(json.dumps(ours))
@@ -266,18 +328,32 @@ def main(argv=None) -> None:
     print(json.dumps(official))
     # the median over rounds of the per-round speed-ups: pooling all steps would mix fast and slow spells
     speedup = common.speedups(runs["official"], runs["ours"])
-    print(json.dumps({**ours, "official_step_s_median": official["step_s_median"],
-                      "official_peak_rss_mb": official["peak_rss_mb"],
-                      # page faults and kernel time per round: how much of the official step goes to memory the OS
-                      # hands out afresh; others_cpu_share: how busy the rest of the machine was meanwhile
-                      "rounds": [{"official_s": o["step_s_median"], "ours_s": u["step_s_median"],
-                                  "official_page_faults_per_step": o["page_faults_per_step"],
-                                  "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3),
-                                  "others_cpu_share": [o["others_cpu_share"], u["others_cpu_share"]]}
-                                 for o, u in zip(runs["official"], runs["ours"])],
-                      "speedup_per_round": speedup["per_round"], "speedup_vs_official": speedup["median"],
-                      "quiet_rounds": common.quiet_rounds(runs), "speedup_vs_official_quiet": speedup["quiet_median"],
-                      "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"]}))
+    print(
+        json.dumps(
+            {
+                **ours,
+                "official_step_s_median": official["step_s_median"],
+                "official_peak_rss_mb": official["peak_rss_mb"],
+                # page faults and kernel time per round: how much of the official step goes to memory the OS
+                # hands out afresh; others_cpu_share: how busy the rest of the machine was meanwhile
+                "rounds": [
+                    {
+                        "official_s": o["step_s_median"],
+                        "ours_s": u["step_s_median"],
+                        "official_page_faults_per_step": o["page_faults_per_step"],
+                        "official_kernel_s_per_step": round(o["kernel_s_per_step"], 3),
+                        "others_cpu_share": [o["others_cpu_share"], u["others_cpu_share"]],
+                    }
+                    for o, u in zip(runs["official"], runs["ours"])
+                ],
+                "speedup_per_round": speedup["per_round"],
+                "speedup_vs_official": speedup["median"],
+                "quiet_rounds": common.quiet_rounds(runs),
+                "speedup_vs_official_quiet": speedup["quiet_median"],
+                "memory_ratio_vs_official": ours["peak_rss_mb"] / official["peak_rss_mb"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,35 @@ sys.path.insert(0, str(BENCH))  # as `python bench/classifier_step.py` has it: t
 
 import classifier_step  # noqa: E402
 
-TINY = ["--model", "vit_small_patch16_224", "--img-size", "32", "--num-frames", "4", "--num-classes", "10",
-        "--batch", "2", "--steps", "2", "--warmup", "1", "--threads", "1"]
+TINY = [
+    "--model",
+    "vit_small_patch16_224",
+    "--img-size",
+    "32",
+    "--num-frames",
+    "4",
+    "--num-classes",
+    "10",
+    "--batch",
+    "2",
+    "--steps",
+    "2",
+    "--warmup",
+    "1",
+    "--threads",
+    "1",
+]
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 
 
 def run(*args: str) -> dict:
-    done = subprocess.run([sys.executable, str(SCRIPT), *TINY, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *TINY, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
