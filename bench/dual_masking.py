@@ -14,7 +14,10 @@ also compared seed by seed ("paired"). "scratch" fine-tunes the same network fro
 
 Resumable: each (setting, seed) is a demo folder, OUTPUT/<setting>/seed<S>, whose results.json is written last;
 a rerun skips the finished ones and continues an interrupted run from its checkpoint (a folder made with other
-settings starts over). Costs, per setting: pretraining FLOPs per step (forward and backward, counted by
+settings starts over). Each folder is locked while it trains, so several processes can work on one study: each
+takes the cells no other holds (`python bench/dual_masking.py --output runs/dual_masking &` twice).
+
+Costs, per setting: pretraining FLOPs per step (forward and backward, counted by
 `torch.utils.flop_counter.FlopCounterMode` on the explicit attention path, so attention's matrix products are
 counted), activation memory (tensors alive when backward starts, counted by storage), and wall and CPU seconds
 per pretraining step, from the runs themselves. The table goes to OUTPUT/table.md and stdout; the last line of
@@ -52,7 +55,7 @@ from videomae.demo.run import (
     pretrain_task,
     write_atomically,
 )
-from videomae.training.files import json_text
+from videomae.training.files import OutputDirError, json_text
 from videomae.training.run_dir import RunLock
 
 RESULTS = SUMMARY[0]  # results.json: a demo folder's last output
@@ -170,20 +173,28 @@ def train_scratch(cfg: DemoConfig, data: DemoData, out_dir: str) -> dict:
     return {"acc1": tuned.test["acc1"], "per_class_acc1": tuned.test["per_class_acc1"]}
 
 
-def run_one(name: str, cfg: DemoConfig, data, out_dir: str, log) -> dict:
-    """The results of one (setting, seed): read when finished, else trained now (`data` is built when needed)."""
-    prepare_folder(cfg, out_dir, log)  # a folder of other settings starts over
-    path = os.path.join(out_dir, RESULTS)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    log(f"== {name}, seed {cfg.seed}: {out_dir}")
-    start = time.perf_counter()
-    train = train_scratch if name == SCRATCH else train_setting
-    result = {"setting": name, "seed": cfg.seed, **train(cfg, data(), out_dir), "config": cfg.to_dict()}
-    result["seconds"] = time.perf_counter() - start
-    write_atomically(path, json_text(result, indent=1))  # last: the (setting, seed) is finished
-    return result
+def run_one(name: str, cfg: DemoConfig, data, out_dir: str, log) -> None:
+    """Train one (setting, seed) unless it is finished or another process holds it (`data` is built when needed)."""
+    os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir)
+    try:
+        lock.acquire()
+    except OutputDirError:
+        log(f"== {name}, seed {cfg.seed}: another process is training it, skipped")
+        return
+    try:
+        prepare_folder(cfg, out_dir, log)  # a folder of other settings starts over
+        path = os.path.join(out_dir, RESULTS)
+        if os.path.exists(path):
+            return
+        log(f"== {name}, seed {cfg.seed}: {out_dir}")
+        start = time.perf_counter()
+        train = train_scratch if name == SCRATCH else train_setting
+        result = {"setting": name, "seed": cfg.seed, **train(cfg, data(), out_dir), "config": cfg.to_dict()}
+        result["seconds"] = time.perf_counter() - start
+        write_atomically(path, json_text(result, indent=1))  # last: the (setting, seed) is finished
+    finally:
+        lock.release()
 
 
 def run_seed(args, rows: tuple[Setting, ...], seed: int, log) -> None:
@@ -283,13 +294,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown settings {sorted(set(args.only) - names)}; choose from {sorted(names)}")
     os.makedirs(args.output, exist_ok=True)
     if not args.table:
-        lock = RunLock(args.output)  # a second study on the folder refuses instead of deleting runs in use
-        lock.acquire()
-        try:
-            for seed in args.seeds:
-                run_seed(args, rows, seed, log=lambda line: print(line, file=sys.stderr, flush=True))
-        finally:
-            lock.release()
+        for seed in args.seeds:
+            run_seed(args, rows, seed, log=lambda line: print(line, file=sys.stderr, flush=True))
     summary = summarize(args.output, rows)
     text = table(summary)
     write_atomically(os.path.join(args.output, "table.md"), text)

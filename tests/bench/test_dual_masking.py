@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from videomae.training.run_dir import RunLock
+
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "dual_masking.py"
 SETTINGS = (
     "none",
@@ -63,3 +65,17 @@ def test_quick_study_writes_every_setting_and_a_rerun_trains_nothing(tmp_path):
 def test_unknown_settings_are_refused(tmp_path):
     done = study(tmp_path, "--only", "running_cell_60")
     assert done.returncode != 0 and "unknown settings ['running_cell_60']" in done.stderr
+
+
+def test_a_cell_another_process_trains_is_left_to_it(tmp_path):
+    cell = tmp_path / "none" / "seed0"
+    cell.mkdir(parents=True)
+    held = RunLock(str(cell))  # this test's process, alive: not stale
+    held.acquire()
+    try:
+        done = study(tmp_path, "--only", "none")
+    finally:
+        held.release()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "== none, seed 0: another process is training it, skipped" in done.stderr
+    assert not (cell / "results.json").exists() and not (cell / "runs").exists()

@@ -11,7 +11,7 @@ from videomae.errors import ConfigError
 
 EXAMPLE = """\
 examples:
-  videomae demo                          # about 5 minutes on 2 CPU cores; writes demo_output/
+  videomae demo                          # about 3 minutes on 2 CPU cores; writes demo_output/
   videomae demo --output runs/demo --seed 1
   videomae demo --quick --output /tmp/demo_smoke   # seconds: checks the pipeline, numbers mean nothing
 
