@@ -42,18 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps, after --warmup untimed ones")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--ac",
-        choices=["none", "selective", "full"],
-        default="selective",
-        help="our activation checkpointing (the engine's default: selective); the others checkpoint "
-        "every block for full only",
-    )
-    p.add_argument(
-        "--allocator",
-        choices=common.ALLOCATORS,
-        default="glibc",
-        help="the C allocator of every process: glibc's, or jemalloc or tcmalloc through LD_PRELOAD",
+    common.add_comparison_args(
+        p,
+        ac_help="our activation checkpointing (the engine's default: selective); the others checkpoint every "
+        "block for full only",
     )
     p.add_argument(
         "--impls",
@@ -67,25 +59,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="a checkout of the official VideoMAEv2 repo (needed for --impls official)",
-    )
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="alternate the implementations this many times (per-round ratios cancel drift)",
-    )
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each round, wait up to this long for the rest of the machine to be idle",
-    )
-    p.add_argument(
-        "--extra-rounds",
-        type=int,
-        default=0,
-        help="run up to this many more rounds while fewer than --rounds were quiet (all are reported)",
     )
     p.add_argument("--impl", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

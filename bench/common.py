@@ -7,6 +7,7 @@ The scripts import this as `common` (`python bench/X.py` puts bench/ on sys.path
 
 from __future__ import annotations
 
+import argparse
 import ctypes.util
 import importlib
 import json
@@ -32,6 +33,37 @@ DISTURBED = 0.05
 # --------------------------------------------------------------------------------------------------
 # Child processes, one per implementation and round
 # --------------------------------------------------------------------------------------------------
+
+
+def add_comparison_args(parser: argparse.ArgumentParser, ac_help: str) -> None:
+    """The options of every side-by-side benchmark: our activation checkpointing, the allocator of every process,
+    and the rounds that alternate the implementations."""
+    parser.add_argument("--ac", choices=["none", "selective", "full"], default="selective", help=ac_help)
+    parser.add_argument(
+        "--allocator",
+        choices=ALLOCATORS,
+        default="glibc",
+        help="the C allocator of every process: glibc's, or jemalloc or tcmalloc through LD_PRELOAD",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the implementations this many times (per-round ratios cancel drift)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each round, wait up to this long for the rest of the machine to be idle",
+    )
+    parser.add_argument(
+        "--extra-rounds",
+        type=int,
+        default=0,
+        help="run up to this many more rounds while fewer than --rounds were quiet (all are reported)",
+    )
 
 
 def preload_env(allocator: str) -> dict:

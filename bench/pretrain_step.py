@@ -44,18 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--dtype", choices=["fp32", "bf16"], default=None, help="autocast dtype (default: fp32 on CPU, bf16 on GPU)"
     )
-    p.add_argument(
-        "--ac",
-        choices=["none", "selective", "full"],
-        default="none",
-        help="our activation checkpointing (TrainConfig.activation_checkpointing); the official model "
-        "has only full checkpointing (with_cp), which it gets for full",
-    )
-    p.add_argument(
-        "--allocator",
-        choices=common.ALLOCATORS,
-        default="glibc",
-        help="the C allocator of both processes: glibc's, or jemalloc or tcmalloc through LD_PRELOAD",
+    common.add_comparison_args(
+        p,
+        ac_help="our activation checkpointing (TrainConfig.activation_checkpointing, default selective as the "
+        "engine's); the official model has only full checkpointing (with_cp), which it gets for full",
     )
     p.add_argument(
         "--count-saved",
@@ -75,26 +67,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["auto", "on", "off"],
         default="auto",
         help="torch.compile the official model; auto = as its run script does (torch > 1.13.1: on)",
-    )
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="with --official-src: alternate the two implementations this many times (cancels drift)",
-    )
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each round, wait up to this long for the rest of the machine to be idle",
-    )
-    p.add_argument(
-        "--extra-rounds",
-        type=int,
-        default=0,
-        help="with --official-src: run up to this many more rounds while fewer than --rounds were quiet "
-        "(all are reported)",
     )
     p.add_argument("--profile", action="store_true", help="print where the time goes (torch.profiler)")
     p.add_argument(

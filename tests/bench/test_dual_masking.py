@@ -21,6 +21,7 @@ SETTINGS = (
     "running_cell_25",
     "running_cell_50",
     "running_cell_75",
+    "running_cell_50_same_compute",
     "tube_75_running_cell_50",
     "scratch",
 )
@@ -48,7 +49,11 @@ def test_quick_study_writes_every_setting_and_a_rerun_trains_nothing(tmp_path):
     assert flops["none"] > flops["running_cell_25"] > flops["running_cell_50"] > flops["running_cell_75"]
     assert flops["frame_50"] == flops["random_50"] == flops["running_cell_50_all_decoded"] == flops["running_cell_50"]
     assert flops["tube_75_running_cell_50"] > flops["running_cell_50"]  # the encoder sees 4 tokens a frame, not 2
+    assert flops["running_cell_50_same_compute"] == flops["running_cell_50"]
     assert summary["running_cell_50"]["activation_mb"] < summary["none"]["activation_mb"]
+    # The quick pretraining's 2 epochs become round(2 x 4681 / 3312) = 3 for the same compute as "none".
+    steps = {name: summary[name]["pretrain_steps"] for name in ("none", "running_cell_50_same_compute")}
+    assert steps["running_cell_50_same_compute"] * 2 == steps["none"] * 3
     config = json.loads(
         (out / "running_cell_50_all_decoded" / "seed0" / "runs" / "pretrain" / "config.json").read_text()
     )
