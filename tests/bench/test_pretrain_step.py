@@ -76,7 +76,7 @@ def test_one_json_record_with_step_time_memory_and_model_flops():
     assert math.isfinite(record["loss_last"])
     assert record["page_faults_per_step"] >= 0 and record["kernel_s_per_step"] >= 0
     assert 0 <= record["others_cpu_share"] <= 1
-    assert record["allocator"] == "glibc" and record["ac"] == "none"
+    assert record["allocator"] == "glibc" and record["ac"] == "selective"  # the defaults, as the engine's
     assert 10 < record["saved_for_backward_mb"] < record["peak_rss_mb"]
     assert record["model_tflop_per_step"] == vit_s_step_flops() / 1e12  # the last decoder block: predicted rows
     assert math.isclose(record["achieved_tflops"], record["model_tflop_per_step"] / record["step_s_median"])
