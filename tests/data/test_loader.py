@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from videomae.data import ShardedSampler, collate_views
@@ -75,3 +76,20 @@ def test_collate_views_order():
     ]
     out = collate_views(batch)
     assert out["video"].flatten().tolist() == [0, 1, 10, 11] and out["label"].tolist() == [7, 7, 8, 8]
+
+
+def test_a_worker_dying_at_shutdown_does_not_hide_the_error_that_ended_the_pass(monkeypatch):
+    from videomae.data import loader as loader_module
+
+    def dying_shutdown(iterator):
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Aborted.")
+
+    monkeypatch.setattr(loader_module, "_stop_workers", dying_shutdown)
+    data = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
+    with pytest.raises(ValueError, match="the model failed"):
+        with loader_module.worker_batches(data) as batches:
+            next(batches)
+            raise ValueError("the model failed")
+    with pytest.raises(RuntimeError, match="killed by signal"):  # a pass that ended well still reports it
+        with loader_module.worker_batches(data) as batches:
+            list(batches)

@@ -111,8 +111,14 @@ def worker_batches(loader: DataLoader) -> Iterator[Iterator]:
     batches = iter(loader)
     try:
         yield batches
-    finally:
-        _stop_workers(batches)
+    except BaseException:
+        # A worker stopped in the middle of a video can die on its way out (seen in CI: "terminate called without
+        # an active exception" with a decoder open), which the loader raises from its shutdown as a RuntimeError:
+        # it must not replace the error that ended the pass, which is the one the user needs.
+        with contextlib.suppress(RuntimeError):
+            _stop_workers(batches)
+        raise
+    _stop_workers(batches)
 
 
 @contextlib.contextmanager

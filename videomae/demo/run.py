@@ -104,7 +104,7 @@ class DemoConfig:
             model. Few labelled clips and many epochs: with 15 clips per class and 60 epochs, the model trained
             from scratch reached 78% on seed 1 against the pretrained model's 43%; with fewer labels, what
             pretraining learned from the unlabelled pool matters more. No layer decay: removing it raised the
-            pretrained model's mean top-1 from 35% to 42% over seeds 0-4 (issue 16's study, BENCHMARKS.md).
+            pretrained model's mean top-1 from 35% to 42% over seeds 0-4 (BENCHMARKS.md, "Demo").
         drop_path_rate: stochastic depth in fine-tuning.
         label_smoothing: fine-tuning targets.
         max_shift: random translation (pixels, same for all frames) in fine-tuning; no flips, which would
