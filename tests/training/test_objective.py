@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from videomae.masking import make_mask, mask_indices
 from videomae.training.objective import pixel_targets, pretraining_loss, reconstruction_loss
-from videomae.training.stages import loss_token_count, reconstruction_objective
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
@@ -92,8 +92,11 @@ def test_loss_gradient_is_the_weighted_error():
     assert predictions.grad[0, 1].abs().max() == 0
 
 
+@pytest.mark.data_stack  # the training stages import the data package (torchvision)
 def test_the_loss_on_all_decoded_tokens_also_counts_those_the_encoder_saw():
     """`loss_on_all_decoded`: the mean error over every decoded token; the default: over the hidden ones only."""
+    from videomae.training.stages import loss_token_count, reconstruction_objective
+
     video = torch.randn(2, 3, 4, 16, 16)  # 2x2x2 = 8 tokens
     generator = torch.Generator().manual_seed(0)
     encoder_mask = make_mask("tube", 2, (2, 2, 2), 0.5, generator=generator)
