@@ -60,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="a checkout of the official VideoMAEv2 repo (needed for --impls official)",
     )
+    p.add_argument("--profile", action="store_true", help="print where each one's time goes (torch.profiler)")
     p.add_argument("--impl", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.batch = args.batch or DEFAULT_BATCH[args.mode]
@@ -183,7 +184,10 @@ def run_one(args) -> dict:
     """Time one implementation alone in this process (its peak memory is its own)."""
     common.require_allocator(args.allocator, args.impl)
     torch.set_num_threads(args.threads)
-    timing, result = common.time_steps(prepare(args, args.impl), args.warmup, args.steps)
+    run_step = prepare(args, args.impl)
+    timing, result = common.time_steps(run_step, args.warmup, args.steps)
+    if args.profile:
+        common.print_profile(run_step)
     return {
         "impl": args.impl,
         "mode": args.mode,

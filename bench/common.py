@@ -66,6 +66,13 @@ def add_comparison_args(parser: argparse.ArgumentParser, ac_help: str) -> None:
     )
 
 
+def print_profile(step: Callable[[], object], rows: int = 25) -> None:
+    """Run `step` once under torch.profiler and print where its CPU time goes (to stderr: stdout is the record)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows), file=sys.stderr)
+
+
 def preload_env(allocator: str) -> dict:
     """The environment for a child process that runs under `allocator` (LD_PRELOAD of its library)."""
     env = dict(os.environ)

@@ -252,9 +252,7 @@ def run_one(args) -> dict:
     run_step = prepare(args, args.impl)
     timing, loss = common.time_steps(run_step, args.warmup, args.steps, args.device)
     if args.profile:
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            run_step()
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+        common.print_profile(run_step)
     record = {
         "impl": args.impl,
         "model": args.model,
