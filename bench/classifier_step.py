@@ -236,16 +236,9 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.impl:  # a child process: time one implementation
-        print(json.dumps(run_one(args)))
+    runs = common.side_by_side(__file__, argv, args, args.impls, run_one)
+    if not runs:  # a child process: its record is printed
         return
-    runs = common.alternate(
-        args.impls,
-        args.rounds,
-        lambda impl: common.run_child(__file__, argv, impl, args.allocator),
-        args.wait_quiet,
-        args.extra_rounds,
-    )
     for impl in args.impls[1:]:
         print(json.dumps(common.combine(runs[impl])))
     print(json.dumps(summary(runs)))

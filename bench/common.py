@@ -118,6 +118,23 @@ def wait_until_quiet(max_wait_s: float, window_s: float = 10.0) -> None:
             return
 
 
+def side_by_side(script: str, argv: list[str], args, impls: list[str], run_one: Callable) -> dict[str, list[dict]]:
+    """In a child process (`--impl`), time that implementation, print its record and return {}; otherwise run
+    every implementation of `impls` in a child of its own under `args.allocator`, alternating `args.rounds` rounds
+    when there is more than one to compare."""
+    if args.impl:
+        print(json.dumps(run_one(args)))
+        return {}
+    compared = len(impls) > 1
+    return alternate(
+        impls,
+        args.rounds if compared else 1,
+        lambda impl: run_child(script, argv, impl, args.allocator),
+        args.wait_quiet,
+        args.extra_rounds if compared else 0,
+    )
+
+
 def alternate(
     impls: list[str], rounds: int, run: Callable[[str], dict], wait_quiet_s: float = 0.0, extra_rounds: int = 0
 ) -> dict[str, list[dict]]:

@@ -279,17 +279,9 @@ def run_one(args) -> dict:
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.impl:  # a child process: time one implementation
-        print(json.dumps(run_one(args)))
+    runs = common.side_by_side(__file__, argv, args, ["official", "ours"] if args.official_src else ["ours"], run_one)
+    if not runs:  # a child process: its record is printed
         return
-    impls = ["official", "ours"] if args.official_src else ["ours"]
-    runs = common.alternate(
-        impls,
-        args.rounds if args.official_src else 1,
-        lambda impl: common.run_child(__file__, argv, impl, args.allocator),
-        args.wait_quiet,
-        args.extra_rounds if args.official_src else 0,
-    )
     ours = common.combine(runs["ours"])
     if not args.official_src:
         print(json.dumps(ours))
